@@ -1,0 +1,1 @@
+//! The lifecycle engine: observe → decide (pure) → act, shared by every backend.

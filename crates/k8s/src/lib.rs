@@ -1,0 +1,2 @@
+//! The Kubernetes backend: the controller, child resources, events, leader election and
+//! the admission webhook.
