@@ -368,7 +368,8 @@ impl FlinkClient {
         Ok(list.jobs)
     }
 
-    /// Details of one job (`GET /jobs/:jobid`).
+    /// Details of one job (`GET /jobs/:jobid`). Flink serves them from a cache refreshed
+    /// every few seconds (`web.refresh-interval`), so they may lag [`Self::job_state`].
     pub async fn job(&self, job: &JobId) -> Result<JobDetails> {
         self.get(Call::get(&["jobs", job.as_str()])).await
     }
