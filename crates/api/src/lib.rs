@@ -12,6 +12,7 @@ pub mod deployment;
 #[cfg(feature = "test-fixtures")]
 pub mod fixtures;
 pub mod manifest;
+pub mod names;
 pub mod pod_template;
 pub mod reconciled;
 pub mod resource;
@@ -19,6 +20,7 @@ pub mod session_job;
 pub mod snapshot;
 pub mod status;
 pub mod units;
+pub mod validate;
 
 pub use common::{
     DeploymentMode, FlinkVersion, IngressSpec, IngressTls, JobManagerSpec, JobSpec, JobState,
