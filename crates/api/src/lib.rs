@@ -9,6 +9,7 @@ pub mod common;
 pub mod config;
 pub mod crd;
 pub mod deployment;
+pub mod diff;
 #[cfg(feature = "test-fixtures")]
 pub mod fixtures;
 pub mod manifest;
@@ -31,6 +32,7 @@ pub use deployment::{
     Condition, FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus,
     JobManagerDeploymentStatus, TaskManagerInfo,
 };
+pub use diff::{ChangeKind, FieldChange, SpecDiff, diff, diff_with_mode};
 pub use pod_template::PodTemplate;
 pub use session_job::{FlinkSessionJob, FlinkSessionJobSpec, FlinkSessionJobStatus};
 pub use snapshot::{
