@@ -4,13 +4,24 @@
 //! backends implement [`ClusterBackend`] (local processes, Kubernetes objects) and the engine
 //! drives them. See `docs/engine.md` for the status protocol that keeps job state safe.
 
+pub mod action;
 pub mod backend;
+pub mod decide;
+pub mod lifecycle;
 pub mod observation;
 pub mod plan;
+pub mod plan_builder;
+pub mod settings;
 
+pub use action::{Action, Event, EventReason, EventType, Outcome, SavepointCall};
 pub use backend::{BackendError, ClusterBackend, ResourceKey};
+pub use decide::{
+    DecideInput, Decision, FreshIds, ObserveNeeds, apply_outcome, decide, observe_needs,
+};
+pub use lifecycle::lifecycle_state;
 pub use observation::{
     CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, TriggerObservation,
     TriggerState,
 };
 pub use plan::{ClusterMode, ClusterPlan, JobPlan, ProcessPlan, RestorePlan};
+pub use settings::{PathMap, Settings};

@@ -1,0 +1,266 @@
+//! Properties of `decide` over random sequences of user edits, Flink behaviour, faults and
+//! controller crashes, against a small simulated Flink (checkpoints subsumed as in Flink,
+//! savepoint triggers that take a while or fail, REST that does not answer).
+//!
+//! Invariants (DESIGN.md):
+//! - at most one destructive action per pass;
+//! - no action ends a job in savepoint/last-state mode unless the persisted status records
+//!   where its state is; a stop-with-savepoint's trigger id is persisted before it is sent;
+//! - a deploy restores from exactly the recorded path, which exists, and after a stateful stop
+//!   it is the stop's savepoint (savepoint mode) or the newest checkpoint (last-state);
+//! - an invalid spec never starts anything;
+//! - when the world behaves, every sequence converges to the desired spec, running and stable
+//!   (or suspended).
+
+use api::{FlinkJobState, JobState, ResourceLifecycleState, UpgradeMode};
+use proptest::prelude::*;
+
+mod world;
+
+use super::*;
+use crate::action::Action;
+use world::World;
+
+#[derive(Clone, Debug)]
+enum Op {
+    ChangeArgs(u8),
+    SetMode(UpgradeMode),
+    Suspend,
+    Resume,
+    Invalidate,
+    Fix,
+    RestartNonce,
+    ManualSavepoint,
+    Nothing,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    None,
+    CrashAfterStatusWrite,
+    CrashBeforeOutcome,
+    RestSilent,
+    SavepointFails,
+    KillJobManager,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..4).prop_map(Op::ChangeArgs),
+        2 => prop_oneof![
+            Just(UpgradeMode::Savepoint),
+            Just(UpgradeMode::LastState),
+            Just(UpgradeMode::Stateless)
+        ]
+        .prop_map(Op::SetMode),
+        1 => Just(Op::Suspend),
+        2 => Just(Op::Resume),
+        1 => Just(Op::Invalidate),
+        2 => Just(Op::Fix),
+        1 => Just(Op::RestartNonce),
+        1 => Just(Op::ManualSavepoint),
+        6 => Just(Op::Nothing),
+    ]
+}
+
+fn fault(kill: bool) -> impl Strategy<Value = Fault> {
+    let kill_weight = if kill { 1 } else { 0 };
+    prop_oneof![
+        20 => Just(Fault::None),
+        2 => Just(Fault::CrashAfterStatusWrite),
+        2 => Just(Fault::CrashBeforeOutcome),
+        2 => Just(Fault::RestSilent),
+        1 => Just(Fault::SavepointFails),
+        kill_weight => Just(Fault::KillJobManager),
+    ]
+}
+
+fn apply_op(d: &mut FlinkDeployment, op: &Op, nonce: &mut i64) {
+    let job = d.spec.job.as_mut().expect("job");
+    match op {
+        Op::ChangeArgs(n) => job.args = Some(vec!["--rate".into(), n.to_string()]),
+        Op::SetMode(m) => job.upgrade_mode = Some(*m),
+        Op::Suspend => job.state = Some(JobState::Suspended),
+        Op::Resume => job.state = Some(JobState::Running),
+        Op::Invalidate => job.parallelism = Some(-1),
+        Op::Fix => job.parallelism = Some(1),
+        Op::RestartNonce => {
+            *nonce += 1;
+            d.spec.restart_nonce = Some(*nonce);
+        }
+        Op::ManualSavepoint => {
+            *nonce += 1;
+            job.savepoint_trigger_nonce = Some(*nonce);
+        }
+        Op::Nothing => {}
+    }
+    d.metadata.generation = Some(d.metadata.generation.unwrap_or(1) + 1);
+}
+
+/// One reconcile pass against the world, checking the per-pass invariants.
+fn pass(d: &mut FlinkDeployment, world: &mut World, fault: Fault, now: i64, ids: &FreshIds) {
+    world.rest_silent = matches!(fault, Fault::RestSilent);
+    if matches!(fault, Fault::SavepointFails) {
+        world.fail_next_savepoint = true;
+    }
+    if matches!(fault, Fault::KillJobManager)
+        && let Some(c) = world.cluster.as_mut()
+    {
+        c.jm_failed = true;
+    }
+    let needs = observe_needs(d, &settings());
+    let obs = world.observe(&needs);
+    let before_state = d
+        .status
+        .as_ref()
+        .and_then(|s| s.reconciliation_status.as_ref())
+        .map(|r| r.state());
+    let decision = decide(DecideInput {
+        resource: d,
+        observation: &obs,
+        settings: &settings(),
+        now_ms: now,
+        fresh: ids,
+    });
+    check_pass(d, &decision, before_state);
+    d.status = Some(decision.status.clone());
+    if matches!(fault, Fault::CrashAfterStatusWrite) {
+        return;
+    }
+    if world.seq.is_multiple_of(3) {
+        world.tick(); // the world moves between observing and acting
+    }
+    let mut status = decision.status.clone();
+    for action in &decision.actions {
+        let outcome = world.execute(action, &status);
+        status = apply_outcome(&status, action, &outcome, now).0;
+    }
+    if matches!(fault, Fault::CrashBeforeOutcome) {
+        return;
+    }
+    d.status = Some(status);
+}
+
+fn check_pass(d: &FlinkDeployment, decision: &Decision, before: Option<api::ReconciliationState>) {
+    let destructive = decision
+        .actions
+        .iter()
+        .filter(|a| a.is_destructive())
+        .count();
+    assert!(destructive <= 1, "{:?}", decision.actions);
+    let status = &decision.status;
+    let path = status
+        .job_status
+        .as_ref()
+        .and_then(|j| j.upgrade_savepoint_path.clone());
+    let deleting = d.metadata.deletion_timestamp.is_some();
+    let mode = target_spec(status).map(|t| super::super::upgrade_mode(&t));
+    for action in &decision.actions {
+        match action {
+            Action::CancelJob { .. } | Action::DeleteCluster if !deleting => {
+                if matches!(mode, Some(UpgradeMode::Savepoint | UpgradeMode::LastState)) {
+                    assert!(
+                        path.is_some(),
+                        "{} in {mode:?} mode without a recorded state path",
+                        action.name()
+                    );
+                }
+            }
+            Action::StopWithSavepoint(call) | Action::TriggerSavepoint(call) => {
+                let recorded = status
+                    .job_status
+                    .as_ref()
+                    .and_then(|j| j.savepoint_info.as_ref())
+                    .and_then(|s| s.trigger_id.clone());
+                assert_eq!(recorded.as_deref(), Some(call.trigger_id.as_str()));
+            }
+            _ => {}
+        }
+    }
+    let invalid = !api::validate::deployment(d).is_empty();
+    let settled = matches!(before, None | Some(api::ReconciliationState::Deployed));
+    if invalid && settled && !deleting {
+        assert!(
+            decision.actions.is_empty(),
+            "invalid spec acted: {:?}",
+            decision.actions
+        );
+    }
+}
+
+fn ids(n: u64) -> FreshIds {
+    FreshIds {
+        job_id: format!("{n:032x}"),
+        trigger_id: format!("{:032x}", n + (1 << 40)),
+    }
+}
+
+fn run_sequence(
+    initial: UpgradeMode,
+    steps: &[(Op, Fault)],
+    converge: bool,
+) -> (FlinkDeployment, World) {
+    let mut d = app(initial);
+    let mut world = World::default();
+    let mut nonce = 0;
+    let mut n = 0u64;
+    for (op, fault) in steps {
+        apply_op(&mut d, op, &mut nonce);
+        n += 1;
+        pass(&mut d, &mut world, *fault, NOW + n as i64 * 1000, &ids(n));
+        world.tick();
+    }
+    if converge {
+        let mut nonce_unused = nonce;
+        apply_op(&mut d, &Op::Fix, &mut nonce_unused);
+        for _ in 0..80 {
+            n += 1;
+            pass(
+                &mut d,
+                &mut world,
+                Fault::None,
+                NOW + n as i64 * 1000,
+                &ids(n),
+            );
+            world.tick();
+        }
+    }
+    (d, world)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_under_faults_and_crashes(
+        initial in prop_oneof![Just(UpgradeMode::Savepoint), Just(UpgradeMode::LastState), Just(UpgradeMode::Stateless)],
+        steps in proptest::collection::vec((op(), fault(true)), 1..40),
+    ) {
+        run_sequence(initial, &steps, false);
+    }
+
+    #[test]
+    fn converges_to_the_desired_spec_when_the_world_behaves(
+        initial in prop_oneof![Just(UpgradeMode::Savepoint), Just(UpgradeMode::LastState), Just(UpgradeMode::Stateless)],
+        steps in proptest::collection::vec((op(), fault(false)), 1..30),
+    ) {
+        let (d, world) = run_sequence(initial, &steps, true);
+        let status = d.status.clone().unwrap();
+        let target = target_spec(&status).unwrap();
+        let diff = api::diff(&target, &d.spec);
+        prop_assert_eq!(diff.kind, api::ChangeKind::Ignore, "target {:?} vs desired {:?}", target, d.spec);
+        let lifecycle = status.lifecycle_state.unwrap();
+        if super::super::is_suspended(&d.spec) {
+            prop_assert_eq!(lifecycle, ResourceLifecycleState::Suspended);
+            prop_assert!(world.cluster.is_none(), "a suspended job leaves no cluster");
+        } else {
+            prop_assert_eq!(lifecycle, ResourceLifecycleState::Stable, "status {:?}", status);
+            let c = world.cluster.as_ref().unwrap();
+            prop_assert_eq!(c.job.state, FlinkJobState::Running);
+        }
+        prop_assert!(
+            status.error.as_deref().is_none_or(|e| e.starts_with(SAVEPOINT_FAILED)),
+            "{:?}", status.error
+        );
+    }
+}

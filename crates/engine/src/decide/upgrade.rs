@@ -1,0 +1,364 @@
+//! Spec changes of a running deployment, and stopping the old job with its state kept.
+//!
+//! A change is first recorded (write-ahead: target = desired with `job.state: suspended` and
+//! the upgrade mode used, `UPGRADING`, restore path cleared), then the old job is stopped one
+//! step per pass:
+//! - `savepoint`: the trigger id is recorded, then stop-with-savepoint is sent; its completed
+//!   path becomes `upgradeSavepointPath`;
+//! - `last-state`: the latest completed checkpoint, confirmed on storage, is recorded, then the
+//!   job is cancelled (the cluster keeps checkpoints on cancellation); after the cancel the
+//!   newest checkpoint is recorded again;
+//! - `stateless`: the job is cancelled.
+//!
+//! The cluster is deleted only when the job has ended or is gone and, for the stateful modes,
+//! the restore path is recorded. Then the new spec is deployed from exactly that path (or the
+//! job stays suspended).
+
+use api::reconciled::ReconciledSpec;
+use api::{
+    ChangeKind, DeploymentMode, FlinkDeploymentSpec, FlinkJobState, ReconciliationState,
+    SnapshotTriggerType, UpgradeMode,
+};
+
+use super::observe_status::{record_trigger, savepoint_call, steady};
+use super::{Cx, deploy, is_first_deployment, is_suspended, suspend, suspended_copy, upgrade_mode};
+use crate::action::{Action, Event, EventReason};
+use crate::observation::{CheckpointRef, ClusterObservation, JobInfo, JobObservation};
+use crate::plan_builder;
+
+/// Prefix of `status.error` when a stop waits for something it cannot do without.
+pub(crate) const BLOCKED: &str = "Cannot stop the job safely yet: ";
+
+/// `DEPLOYED` with the target running: observe, or start applying a spec change.
+pub(super) fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
+    let diff = api::diff(&target.spec, cx.desired);
+    if diff.kind == ChangeKind::Ignore {
+        let valid = cx.validate();
+        let mut target = target.clone();
+        if valid && !diff.changes.is_empty() {
+            // Record ignored changes (upgrade mode, nonces handled elsewhere, operator keys) so
+            // the next real change is judged against them; the savepoint nonce stays until its
+            // savepoint is taken.
+            let mut spec = cx.desired.clone();
+            if let (Some(job), Some(old)) = (spec.job.as_mut(), target.spec.job.as_ref()) {
+                job.savepoint_trigger_nonce = old.savepoint_trigger_nonce;
+            }
+            if cx.set_target(&spec, is_first_deployment(&target)) {
+                target.spec = spec;
+            }
+        }
+        steady(cx, &target, valid);
+        return;
+    }
+    if !cx.validate() {
+        steady(cx, target, false);
+        return;
+    }
+    if cx.trigger_pending() {
+        // A manual savepoint is running: let it finish before the job is stopped.
+        steady(cx, target, true);
+        cx.soon();
+        return;
+    }
+    if diff.kind == ChangeKind::Scale
+        && cx.desired.mode() == DeploymentMode::Standalone
+        && api::diff::can_scale_in_place(cx.desired)
+    {
+        scale(cx, target);
+        return;
+    }
+    let (mode, redeploy_from) = if diff.kind == ChangeKind::SavepointRedeploy {
+        (
+            UpgradeMode::Stateless,
+            deploy::initial_savepoint(cx.desired),
+        )
+    } else {
+        (upgrade_mode(cx.desired), None)
+    };
+    if mode == UpgradeMode::LastState && !plan_builder::retains_checkpoints_on_cancel(&target.spec)
+    {
+        cx.set_error(
+            EventReason::UpgradeBlocked,
+            format!(
+                "{BLOCKED}the running cluster deletes its checkpoints when the job is cancelled \
+                 ({} is not {}), so a last-state upgrade would lose the state; use \
+                 upgradeMode savepoint",
+                plan_builder::RETENTION_KEY,
+                plan_builder::RETAIN_ON_CANCELLATION
+            ),
+        );
+        steady(cx, target, true);
+        return;
+    }
+    let what = if is_suspended(cx.desired) {
+        format!("Suspending the job ({mode} mode)")
+    } else if diff.kind == ChangeKind::SavepointRedeploy {
+        "Redeploying from spec.job.initialSavepointPath".to_string()
+    } else {
+        format!("Spec changed: {diff}; upgrading the job ({mode} mode)")
+    };
+    cx.events
+        .push(Event::normal(EventReason::SpecChanged, what));
+    let stop_target = suspended_copy(cx.desired, mode);
+    if !cx.set_target(&stop_target, false) {
+        return;
+    }
+    cx.recon().state = Some(ReconciliationState::Upgrading);
+    cx.set_restore_path(redeploy_from);
+    stop_step(cx, mode, &target.spec);
+}
+
+/// Standalone reactive clusters take a new TaskManager count without a redeploy.
+fn scale(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
+    let meta = api::reconciled::ReconciliationMetadata::new(
+        cx.resource.metadata.generation,
+        is_first_deployment(target),
+    );
+    match api::reconciled::write(cx.desired, &meta) {
+        Ok(json) => {
+            let n = plan_builder::taskmanager_count(cx.desired);
+            cx.events.push(Event::normal(
+                EventReason::Scaling,
+                format!("Scaling to {n} TaskManagers"),
+            ));
+            cx.act(Action::Scale {
+                taskmanagers: n,
+                reconciled_spec: json,
+            });
+            cx.soon();
+        }
+        Err(e) => cx.set_error(EventReason::Error, e.to_string()),
+    }
+}
+
+/// `UPGRADING` with the target suspended: the old job is being stopped.
+pub(super) fn stopping(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
+    // A spec made invalid before anything was stopped stops nothing: the job keeps running
+    // until the spec is fixed.
+    let alive = cx.observed_job().is_some_and(|j| !j.state.is_terminal());
+    let started = cx.trigger_pending() || cx.restore_path().is_some();
+    if alive && !started && !cx.validate() {
+        return;
+    }
+    let recorded = upgrade_mode(&target.spec);
+    stop_step(cx, recorded, &target.spec);
+}
+
+/// One step of stopping the old job in `mode`. When the step is blocked and the user has since
+/// chosen another upgrade mode (and nothing is in flight), the new mode is recorded and tried:
+/// nothing was destroyed yet, so that is safe, and it is the way out of a blocked upgrade.
+fn stop_step(cx: &mut Cx<'_>, mode: UpgradeMode, running_spec: &FlinkDeploymentSpec) {
+    let Err(blocked) = try_stop(cx, mode, running_spec) else {
+        return;
+    };
+    let wanted = upgrade_mode(cx.desired);
+    if wanted != mode && !cx.trigger_pending() && cx.restore_path().is_none() {
+        let target = super::target_spec(&cx.status).unwrap_or_else(|| cx.desired.clone());
+        if cx.set_target(&suspended_copy(&target, wanted), false) {
+            cx.events.push(Event::normal(
+                EventReason::SpecChanged,
+                format!("Stopping the job with {wanted} mode instead of {mode}"),
+            ));
+            if try_stop(cx, wanted, running_spec).is_ok() {
+                return;
+            }
+        }
+    }
+    cx.set_error(EventReason::UpgradeBlocked, format!("{BLOCKED}{blocked}"));
+}
+
+/// Does the next stop step, or says why it cannot.
+fn try_stop(
+    cx: &mut Cx<'_>,
+    mode: UpgradeMode,
+    running_spec: &FlinkDeploymentSpec,
+) -> Result<(), String> {
+    match &cx.obs.cluster {
+        ClusterObservation::Absent => {
+            require_state(cx, mode, "the cluster is gone")?;
+            after_stop(cx, false);
+            Ok(())
+        }
+        ClusterObservation::Failed { .. } => ended(cx, mode, "the JobManager exited"),
+        ClusterObservation::Starting { .. } => {
+            cx.soon();
+            Ok(())
+        }
+        ClusterObservation::Running { .. } => match &cx.obs.job {
+            JobObservation::Unknown { .. } => {
+                cx.soon();
+                Ok(())
+            }
+            JobObservation::NotFound => ended(cx, mode, "the JobManager does not know the job"),
+            JobObservation::Found(info) if info.state.is_terminal() => {
+                let why = format!("the job is {}", info.state);
+                ended(cx, mode, &why)
+            }
+            JobObservation::Found(info) => {
+                let info = info.clone();
+                alive(cx, mode, &info, running_spec)
+            }
+        },
+    }
+}
+
+/// The old job still runs (or restarts).
+fn alive(
+    cx: &mut Cx<'_>,
+    mode: UpgradeMode,
+    info: &JobInfo,
+    running_spec: &FlinkDeploymentSpec,
+) -> Result<(), String> {
+    match mode {
+        UpgradeMode::Stateless => {
+            cancel(cx, info);
+            Ok(())
+        }
+        UpgradeMode::Savepoint => {
+            if cx.trigger_pending() {
+                cx.soon();
+            } else if cx.savepoint_failed {
+                // retried after `retry_interval` (set with the error)
+            } else if cx.restore_path().is_some() {
+                // The stop's savepoint is recorded; the job should be ending. Cancelling is safe.
+                cancel(cx, info);
+            } else if info.state != FlinkJobState::Running {
+                return Err(format!(
+                    "a savepoint needs the job to run, and it is {}; it is retried when the job \
+                     runs (or choose upgradeMode last-state or stateless)",
+                    info.state
+                ));
+            } else {
+                let call = savepoint_call(cx, running_spec, info.id.clone(), false);
+                record_trigger(cx, &call, SnapshotTriggerType::Upgrade);
+                cx.act(Action::StopWithSavepoint(call));
+                cx.soon();
+            }
+            Ok(())
+        }
+        UpgradeMode::LastState => {
+            if cx.restore_path().is_none() {
+                let Some(checkpoint) = usable_checkpoint(cx) else {
+                    return Err(format!(
+                        "no completed checkpoint of job {} can be proven to exist yet; the \
+                         upgrade continues once one completes",
+                        info.id
+                    ));
+                };
+                cx.set_restore_path(Some(checkpoint.path));
+            }
+            cancel(cx, info);
+            Ok(())
+        }
+    }
+}
+
+/// The old job has ended or is gone, and its cluster still exists: record its state, then
+/// delete the cluster.
+fn ended(cx: &mut Cx<'_>, mode: UpgradeMode, why: &str) -> Result<(), String> {
+    if mode == UpgradeMode::Savepoint && cx.trigger_pending() {
+        if matches!(cx.obs.cluster, ClusterObservation::Running { .. }) {
+            cx.soon();
+            return Ok(());
+        }
+        // The JobManager that ran the savepoint is gone; its result can never be read.
+        let info = cx.savepoint_info();
+        info.trigger_id = None;
+        info.trigger_timestamp = None;
+        info.trigger_type = None;
+        info.format_type = None;
+    }
+    require_state(cx, mode, why)?;
+    cx.act(Action::DeleteCluster);
+    cx.soon();
+    Ok(())
+}
+
+/// Makes sure the restore path of a stateful mode is recorded: for last-state, the newest
+/// checkpoint that can be proven to exist is recorded (it may be newer than the one recorded
+/// before the cancel).
+fn require_state(cx: &mut Cx<'_>, mode: UpgradeMode, why: &str) -> Result<(), String> {
+    match mode {
+        UpgradeMode::Stateless => Ok(()),
+        UpgradeMode::Savepoint => match cx.restore_path() {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{why} and no savepoint of it was taken; choose upgradeMode last-state to \
+                 restore from its latest checkpoint, or stateless to start empty"
+            )),
+        },
+        UpgradeMode::LastState => {
+            if let Some(checkpoint) = usable_checkpoint(cx) {
+                let newer = match cx.restore_path() {
+                    None => true,
+                    Some(recorded) => checkpoint_id(&recorded).is_none_or(|id| checkpoint.id > id),
+                };
+                if newer {
+                    cx.set_restore_path(Some(checkpoint.path));
+                }
+            }
+            match cx.restore_path() {
+                Some(_) => Ok(()),
+                None => Err(format!(
+                    "{why} and no completed checkpoint of it can be proven to exist; nothing \
+                     was deleted. Choose upgradeMode stateless to start empty, or set \
+                     spec.job.initialSavepointPath and savepointRedeployNonce"
+                )),
+            }
+        }
+    }
+}
+
+/// The observed latest checkpoint, unless storage says it is not there.
+fn usable_checkpoint(cx: &Cx<'_>) -> Option<CheckpointRef> {
+    cx.obs
+        .latest_checkpoint
+        .clone()
+        .filter(|c| c.on_storage != Some(false))
+}
+
+/// The id in a `…/chk-N` path.
+fn checkpoint_id(path: &str) -> Option<u64> {
+    path.trim_end_matches('/')
+        .rsplit('/')
+        .next()?
+        .strip_prefix("chk-")?
+        .parse()
+        .ok()
+}
+
+fn cancel(cx: &mut Cx<'_>, info: &JobInfo) {
+    if info.state != FlinkJobState::Cancelling {
+        cx.act(Action::CancelJob {
+            job_id: info.id.clone(),
+        });
+    }
+    cx.soon();
+}
+
+/// The old cluster is gone and the state is recorded: suspend for good, or deploy the desired
+/// spec from the recorded path.
+pub(super) fn after_stop(cx: &mut Cx<'_>, first_deployment: bool) {
+    if !cx.validate() {
+        return;
+    }
+    if is_suspended(cx.desired) {
+        suspend::finish(cx);
+        return;
+    }
+    let desired = cx.desired.clone();
+    let restore = cx.restore_path();
+    deploy::begin(cx, &desired, restore, first_deployment);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoint_id;
+
+    #[test]
+    fn checkpoint_ids_are_read_from_paths() {
+        assert_eq!(checkpoint_id("file:/cp/abc/chk-12"), Some(12));
+        assert_eq!(checkpoint_id("file:/cp/abc/chk-12/"), Some(12));
+        assert_eq!(checkpoint_id("file:/sp/savepoint-1"), None);
+    }
+}
