@@ -1,10 +1,11 @@
 //! Benchmark: this client versus the `flink` CLI on one running counter job.
 //!
 //! Starts a real Flink session cluster (testkit), runs the counter job, then alternates, for
-//! `--runs N` rounds: a savepoint round trip (trigger and wait for the path) through a fresh
-//! `FlinkClient` and through `$FLINK_HOME/bin/flink savepoint <job> <dir> -m host:port`, and
-//! listing jobs through both (`jobs_overview` vs `flink list -m host:port`, which reads the
-//! same endpoint). Prints medians, the ratio and the machine, as Markdown.
+//! `--runs N` rounds: a savepoint round trip (trigger and wait for the path) through a new
+//! `FlinkClient`, through one kept for the whole run (as the operator does), and through
+//! `$FLINK_HOME/bin/flink savepoint <job> <dir> -m host:port`; and listing jobs through each
+//! (`jobs_overview` vs `flink list -m host:port`, which reads the same endpoint). Prints
+//! medians, the ratios and the machine, as Markdown.
 //!
 //! Run it with `scripts/bench-flink-client [--runs N] [--version 2.3.0|1.20.5]`.
 
@@ -154,8 +155,10 @@ async fn main() -> BoxResult<()> {
     let target = tempfile::tempdir()?;
     let target_uri = format!("file://{}", target.path().display());
     let poll = PollOptions::new(Duration::from_secs(120), Duration::from_millis(500));
-    let (mut sp_client, mut sp_cli, mut list_client, mut list_cli) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The operator keeps one client per JobManager; a one-shot command builds a new one.
+    let reused = client(&url)?;
+    let (mut sp_client, mut sp_reused, mut sp_cli) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut list_client, mut list_reused, mut list_cli) = (Vec::new(), Vec::new(), Vec::new());
     eprintln!(
         "bench: {} rounds on Flink {} ...",
         options.runs, dist.version
@@ -170,6 +173,11 @@ async fn main() -> BoxResult<()> {
         };
         let location = c.savepoint(&job_id, &sp_request, poll).await?;
         sp_client.push(started.elapsed());
+        remove_savepoint(&location)?;
+
+        let started = Instant::now();
+        let location = reused.savepoint(&job_id, &sp_request, poll).await?;
+        sp_reused.push(started.elapsed());
         remove_savepoint(&location)?;
 
         let started = Instant::now();
@@ -193,6 +201,13 @@ async fn main() -> BoxResult<()> {
         }
 
         let started = Instant::now();
+        let jobs = reused.jobs_overview().await?;
+        list_reused.push(started.elapsed());
+        if !jobs.iter().any(|j| j.jid == job_id) {
+            return Err("the client did not list the job".into());
+        }
+
+        let started = Instant::now();
         let out = flink_cli(dist, &cluster, &["list", "-m", &address])?;
         list_cli.push(started.elapsed());
         if !out.contains(job_id.as_str()) {
@@ -205,9 +220,15 @@ async fn main() -> BoxResult<()> {
         (
             "savepoint round trip",
             median(&mut sp_client),
+            median(&mut sp_reused),
             median(&mut sp_cli),
         ),
-        ("list jobs", median(&mut list_client), median(&mut list_cli)),
+        (
+            "list jobs",
+            median(&mut list_client),
+            median(&mut list_reused),
+            median(&mut list_cli),
+        ),
     ];
     println!(
         "Flink {}, {} runs each, medians; machine: {}",
@@ -216,14 +237,18 @@ async fn main() -> BoxResult<()> {
         machine()
     );
     println!();
-    println!("| operation | flinkpilot client | `flink` CLI | CLI / client |");
-    println!("|---|---|---|---|");
-    for (name, ours, cli) in rows {
+    println!(
+        "| operation | client, new per call | client, reused | `flink` CLI | CLI / new client | CLI / reused client |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, fresh, kept, cli) in rows {
         println!(
-            "| {name} | {} | {} | {:.1}x |",
-            ms(ours),
+            "| {name} | {} | {} | {} | {:.0}x | {:.0}x |",
+            ms(fresh),
+            ms(kept),
             ms(cli),
-            cli.as_secs_f64() / ours.as_secs_f64()
+            cli.as_secs_f64() / fresh.as_secs_f64(),
+            cli.as_secs_f64() / kept.as_secs_f64()
         );
     }
     Ok(())
