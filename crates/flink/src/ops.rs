@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Call, FlinkClient};
-use crate::error::{Error, FailureCause, Result, truncate};
+use crate::error::{Error, FailureCause, MAX_TRACE_LEN, Result, truncate};
 pub use crate::ids::TriggerId;
 
 /// Which asynchronous operation.
@@ -123,9 +123,6 @@ struct RawFailureCause {
     #[serde(default, rename = "serialized-throwable")]
     _serialized: Option<serde_json::Value>,
 }
-
-/// Longest stack trace kept in a [`FailureCause`].
-const MAX_TRACE_LEN: usize = 4000;
 
 impl FailureCause {
     /// Reads Flink's `failure-cause` object: first line, innermost `Caused by:` line, and a
