@@ -321,6 +321,27 @@ pub(crate) fn truncate(s: &mut String, max: usize) {
     }
 }
 
+/// The error and its sources on one line, skipping repeats.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A short, one-line excerpt of a body for an error message.
+pub(crate) fn snippet(bytes: &[u8]) -> String {
+    let mut s = String::from_utf8_lossy(bytes).trim().replace('\n', " ");
+    truncate(&mut s, 200);
+    if s.is_empty() { "(empty)".into() } else { s }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub mod ops;
 pub mod retry;
 pub mod savepoints;
 pub mod scaling;
+pub mod settings;
 
 pub use checkpoints::{CheckpointRequest, CheckpointStats, CheckpointSummary, CheckpointType};
 pub use client::{BearerToken, ClientConfig, ClientIdentity, FlinkClient, TlsConfig};
