@@ -134,6 +134,11 @@ impl FlinkClient {
         })
     }
 
+    /// A client of `base_url` with the default settings (see [`ClientConfig::new`]).
+    pub fn from_url(base_url: &str) -> Result<Self> {
+        FlinkClient::new(ClientConfig::new(base_url)?)
+    }
+
     /// Base URL of the JobManager, without credentials; safe to log and show.
     pub fn jobmanager_url(&self) -> &str {
         &self.inner.shown
@@ -284,9 +289,30 @@ impl FlinkClient {
             .await
             .map_err(|e| transport_error(e, &at, timeout))?;
         if status.is_success() {
-            Ok(bytes.to_vec())
-        } else {
-            Err(self.http_error(at, status, &bytes))
+            return Ok(bytes.to_vec());
+        }
+        let err = self.http_error(at, status, &bytes);
+        Err(self.name_version(call, err).await)
+    }
+
+    /// An `Unsupported` error names the Flink version; when it is not known yet, it is read
+    /// from `/config` (boxed: that read goes through `execute` again).
+    async fn name_version(&self, call: &Call, err: Error) -> Error {
+        match err {
+            Error::Unsupported { at, reason, .. }
+                if self.cached_version().is_none() && call.segments != ["config"] =>
+            {
+                let version = match Box::pin(self.flink_version()).await {
+                    Ok(v) => v.to_string(),
+                    Err(_) => "this Flink version".into(),
+                };
+                Error::Unsupported {
+                    at,
+                    version,
+                    reason,
+                }
+            }
+            other => other,
         }
     }
 

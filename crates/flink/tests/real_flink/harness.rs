@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use flinkpilot_flink::jobs::JobState;
-use flinkpilot_flink::{ClientConfig, FlinkClient, JarId, JobId, RunJarRequest};
+use flinkpilot_flink::{FlinkClient, JarId, JobId, RunJarRequest};
 use testkit::{
     CounterArgs, FLINK_1_20, FLINK_2_3, FlinkDist, RestartStrategy, SessionCluster, TestJob,
     wait_for,
@@ -77,7 +77,7 @@ fn start_shared(version: &str) -> Shared {
 
 /// A client of `cluster` with the default settings.
 pub fn client_for(cluster: &SessionCluster) -> FlinkClient {
-    FlinkClient::new(ClientConfig::new(&cluster.rest_url()).unwrap()).unwrap()
+    FlinkClient::from_url(&cluster.rest_url()).unwrap()
 }
 
 impl Shared {
