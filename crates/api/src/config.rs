@@ -25,8 +25,12 @@ use crate::units::{self, MemorySize, UnitError};
 pub struct FlinkConfiguration(Map<String, Value>);
 
 /// A configuration value that is present but cannot be read as the type its key needs.
+/// Its message never shows the value of a key that looks secret (see [`is_sensitive_key`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("flinkConfiguration key `{key}` has value `{value}`: {reason}")]
+#[error(
+    "flinkConfiguration key `{key}` has value {}: {reason}",
+    shown_value(key, value)
+)]
 pub struct ConfigValueError {
     /// The flattened key, e.g. `execution.checkpointing.interval`.
     pub key: String,
@@ -34,6 +38,32 @@ pub struct ConfigValueError {
     pub value: String,
     /// What is wrong and what is expected.
     pub reason: String,
+}
+
+/// `true` for keys whose values must not appear in messages, logs or events (passwords,
+/// secrets, tokens, credentials, private keys).
+pub fn is_sensitive_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "credential",
+        "private-key",
+        "access-key",
+        "auth",
+    ]
+    .iter()
+    .any(|word| k.contains(word))
+}
+
+/// The value quoted for a message, or `<redacted>` for sensitive keys.
+fn shown_value(key: &str, value: &str) -> String {
+    if is_sensitive_key(key) {
+        "<redacted>".to_string()
+    } else {
+        format!("`{value}`")
+    }
 }
 
 static EMPTY: LazyLock<FlinkConfiguration> = LazyLock::new(FlinkConfiguration::default);
@@ -144,13 +174,13 @@ impl FlinkConfiguration {
     /// A duration key in Flink syntax (`10 s`, `5min`, `1h`, bare milliseconds).
     pub fn get_duration(&self, key: &str) -> Result<Option<Duration>, ConfigValueError> {
         self.typed(key, |v| {
-            units::parse_duration(v).map_err(|e: UnitError| e.to_string())
+            units::parse_duration(v).map_err(|e: UnitError| e.reason())
         })
     }
 
     /// A memory-size key in Flink syntax (`1024m`, `2g`, `1gb`, bare bytes).
     pub fn get_memory(&self, key: &str) -> Result<Option<MemorySize>, ConfigValueError> {
-        self.typed(key, |v| units::parse_memory(v).map_err(|e| e.to_string()))
+        self.typed(key, |v| units::parse_memory(v).map_err(|e| e.reason()))
     }
 
     fn typed<T>(
@@ -334,6 +364,16 @@ mod tests {
         assert_eq!(c.get_bool("missing").unwrap(), None);
         let err = c.get_duration("bad").unwrap_err();
         assert_eq!(err.key, "bad");
-        assert!(err.to_string().contains("`bad`"), "{err}");
+        assert!(err.to_string().contains("`soon`"), "{err}");
+    }
+
+    #[test]
+    fn values_of_secret_looking_keys_are_never_shown() {
+        let c = FlinkConfiguration::from_flat([("s3.secret-key", "hunter2")]);
+        let err = c.get_bool("s3.secret-key").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("<redacted>"), "{err}");
+        assert!(is_sensitive_key("security.ssl.rest.keystore-password"));
+        assert!(!is_sensitive_key("state.savepoints.dir"));
     }
 }

@@ -9,9 +9,11 @@ pub mod common;
 pub mod config;
 pub mod crd;
 pub mod deployment;
+pub mod diff;
 #[cfg(feature = "test-fixtures")]
 pub mod fixtures;
 pub mod manifest;
+pub mod names;
 pub mod pod_template;
 pub mod reconciled;
 pub mod resource;
@@ -19,6 +21,7 @@ pub mod session_job;
 pub mod snapshot;
 pub mod status;
 pub mod units;
+pub mod validate;
 
 pub use common::{
     DeploymentMode, FlinkVersion, IngressSpec, IngressTls, JobManagerSpec, JobSpec, JobState,
@@ -29,6 +32,7 @@ pub use deployment::{
     Condition, FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus,
     JobManagerDeploymentStatus, TaskManagerInfo,
 };
+pub use diff::{ChangeKind, FieldChange, SpecDiff, diff, diff_with_mode};
 pub use pod_template::PodTemplate;
 pub use session_job::{FlinkSessionJob, FlinkSessionJobSpec, FlinkSessionJobStatus};
 pub use snapshot::{

@@ -82,7 +82,7 @@ impl schemars::transform::Transform for RemoveRequired {
 
 /// Builds the OpenAPI v3 schema of a root type with the same settings and transforms as
 /// kube-derive (inlined subschemas, `nullable` for options, structural-schema rewrites), minus
-/// `required` lists (see [`RemoveRequired`]).
+/// `required` lists (the Apache CRD has none; see `RemoveRequired`).
 pub fn root_schema<Spec: JsonSchema, Status: JsonSchema>(description: &str) -> JSONSchemaProps {
     let generator = SchemaSettings::openapi3()
         .with(|s| {

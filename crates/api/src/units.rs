@@ -25,6 +25,13 @@ const QUANTITY_HINT: &str = "use a Kubernetes quantity such as `500m`, `2`, `1Gi
 const RESOURCE_MEMORY_HINT: &str =
     "use Flink syntax such as `2048m` or `2g`, or a Kubernetes quantity such as `2Gi`";
 
+impl UnitError {
+    /// What is wrong without repeating the value: "not a valid duration; use …".
+    pub fn reason(&self) -> String {
+        format!("not a valid {}; {}", self.kind, self.hint)
+    }
+}
+
 /// A number of bytes, as Flink's `MemorySize`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MemorySize(u64);

@@ -18,12 +18,15 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions (or write them to a directory).
     Crd(cmd::crd::Args),
+    /// Check manifests for problems without a cluster.
+    Validate(cmd::validate::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd(args) => cmd::crd::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
     };
     match result {
         Ok(code) => code,
