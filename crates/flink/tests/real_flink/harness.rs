@@ -1,7 +1,8 @@
 //! One real Flink session cluster per version, shared by every scenario of that version (they
 //! run in parallel, each with its own jobs), plus helpers to run and watch the counter job.
 
-use std::sync::OnceLock;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flinkpilot_flink::jobs::JobState;
@@ -21,23 +22,74 @@ pub struct Shared {
     pub jar: JarId,
 }
 
-/// The shared cluster of `version`, started on first use. The testkit's reaper stops it when
-/// the test process exits (statics are never dropped).
-pub fn shared(version: &str) -> &'static Shared {
-    static V2_3: OnceLock<Shared> = OnceLock::new();
-    static V1_20: OnceLock<Shared> = OnceLock::new();
-    let cell = match version {
+/// Per version: the shared cluster while scenarios still use it, and how many finished.
+struct Slot {
+    shared: Option<Arc<Shared>>,
+    finished: usize,
+}
+
+/// A scenario's hold on its version's shared cluster. When the last of `total` scenarios
+/// lets go, the cluster is dropped, which stops its processes; when only some scenarios run
+/// (a test filter), the testkit's reaper stops it at process exit instead.
+pub struct Lease {
+    shared: Arc<Shared>,
+    slot: &'static Mutex<Slot>,
+    total: usize,
+}
+
+impl Deref for Lease {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.finished += 1;
+        let last = (slot.finished == self.total).then(|| slot.shared.take());
+        drop(slot);
+        // The cluster itself is dropped with the last Arc, outside the lock.
+        drop(last);
+    }
+}
+
+/// The shared cluster of `version` for one of `total` scenarios, started on first use.
+pub fn lease(version: &str, total: usize) -> Lease {
+    static V2_3: Mutex<Slot> = Mutex::new(Slot {
+        shared: None,
+        finished: 0,
+    });
+    static V1_20: Mutex<Slot> = Mutex::new(Slot {
+        shared: None,
+        finished: 0,
+    });
+    let slot = match version {
         FLINK_2_3 => &V2_3,
         FLINK_1_20 => &V1_20,
         other => panic!("no shared cluster for Flink {other}"),
     };
-    let version = version.to_string();
-    // Started on a thread of its own: the calling test is already inside a runtime.
-    cell.get_or_init(|| {
-        std::thread::spawn(move || start_shared(&version))
-            .join()
-            .unwrap_or_else(|_| panic!("the shared Flink cluster did not start"))
-    })
+    let mut guard = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    let shared = match &guard.shared {
+        Some(shared) => shared.clone(),
+        None => {
+            let version = version.to_string();
+            // Started on a thread of its own: the calling test is already inside a runtime.
+            let shared = std::thread::spawn(move || start_shared(&version))
+                .join()
+                .unwrap_or_else(|_| panic!("the shared Flink cluster did not start"));
+            let shared = Arc::new(shared);
+            guard.shared = Some(shared.clone());
+            shared
+        }
+    };
+    Lease {
+        shared,
+        slot,
+        total,
+    }
 }
 
 fn start_shared(version: &str) -> Shared {

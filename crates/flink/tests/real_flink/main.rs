@@ -16,11 +16,14 @@ mod snapshots;
 /// `flink_1_20::<scenario>`.
 macro_rules! on_every_version {
     ($($module:ident :: $scenario:ident),* $(,)?) => {
+        /// Scenarios per version: the shared cluster stops when this many have finished.
+        const SCENARIOS: usize = [$(stringify!($scenario)),*].len();
         mod flink_2_3 {
             $(
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $scenario() {
-                    crate::$module::$scenario(crate::harness::shared(testkit::FLINK_2_3)).await;
+                    let shared = crate::harness::lease(testkit::FLINK_2_3, crate::SCENARIOS);
+                    crate::$module::$scenario(&shared).await;
                 }
             )*
         }
@@ -28,7 +31,8 @@ macro_rules! on_every_version {
             $(
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $scenario() {
-                    crate::$module::$scenario(crate::harness::shared(testkit::FLINK_1_20)).await;
+                    let shared = crate::harness::lease(testkit::FLINK_1_20, crate::SCENARIOS);
+                    crate::$module::$scenario(&shared).await;
                 }
             )*
         }
