@@ -95,10 +95,18 @@ pub(crate) struct Reaper {
     groups: PathBuf,
 }
 
-// POSIX sh (dash on Debian): its `kill` takes no `--`, and `-<pgid>` names a group.
+// POSIX sh (dash on Debian): its `kill` takes no `--`, and `-<pgid>` names a group. A killed
+// JVM may still be writing for a moment, so the directory goes only once the groups are gone
+// (bounded: an orphan's zombie lingers until init reaps it).
 const REAPER_SCRIPT: &str = r#"
 while kill -0 "$1" 2>/dev/null; do sleep 1; done
 while read -r group; do kill -KILL "-$group" 2>/dev/null; done < "$2"
+tries=0
+while read -r group; do
+  while kill -0 "-$group" 2>/dev/null && [ "$tries" -lt 50 ]; do
+    sleep 0.1; tries=$((tries + 1))
+  done
+done < "$2"
 rm -rf "$3"
 "#;
 
