@@ -20,6 +20,8 @@ enum Command {
     Crd(cmd::crd::Args),
     /// Check manifests for problems without a cluster.
     Validate(cmd::validate::Args),
+    /// Run FlinkDeployments on this machine, with Flink as local processes.
+    Local(cmd::local::Args),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd(args) => cmd::crd::run(args),
         Command::Validate(args) => cmd::validate::run(args),
+        Command::Local(args) => cmd::local::run(args),
     };
     match result {
         Ok(code) => code,

@@ -123,7 +123,7 @@ pub fn check(inputs: &[Input]) -> Report {
 }
 
 /// Expands directories into their manifest files, sorted.
-fn expand(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn expand(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -145,7 +145,7 @@ fn expand(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn read_input(path: &Path) -> Input {
+pub(crate) fn read_input(path: &Path) -> Input {
     if path == Path::new("-") {
         let mut text = String::new();
         let text = std::io::stdin()
