@@ -2,7 +2,8 @@
 //! tests. Always compiled in, inert unless `FLINKPILOT_FAILPOINT` is set.
 //!
 //! `FLINKPILOT_FAILPOINT=<point>:<phase>` aborts the process (as `kill -9` would, with no
-//! cleanup) the first time the point is reached in that phase:
+//! cleanup) whenever the point is reached in that phase; a test restarts the process without
+//! it:
 //!
 //! | point                | phase      | where                                                     |
 //! |----------------------|------------|-----------------------------------------------------------|
