@@ -1,6 +1,7 @@
 //! Settings of the engine that do not come from a resource: timing, and how paths written for a
 //! container image map onto the machine the clusters run on.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Engine-wide settings, the same for every resource a controller reconciles.
@@ -19,6 +20,8 @@ pub struct Settings {
     /// Base URI under which a deployment without checkpoint/savepoint directories gets its own
     /// (`<base>/<namespace>/<name>/checkpoints`, `…/savepoints`); `None` leaves them unset.
     pub default_state_dir: Option<String>,
+    /// Flink options every cluster gets unless its spec sets them (backend-specific tuning).
+    pub default_config: BTreeMap<String, String>,
 }
 
 impl Default for Settings {
@@ -30,6 +33,7 @@ impl Default for Settings {
             retry_interval: Duration::from_secs(10),
             paths: PathMap::default(),
             default_state_dir: None,
+            default_config: BTreeMap::new(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! most that (last-state: records after the last checkpoint are counted again); "counts
 //! restart" means it is 1.
 
+mod errors;
 mod support;
 
 use std::collections::BTreeMap;
@@ -165,6 +166,36 @@ fn suspend_resume_initial_savepoint_and_invalid_changes() {
     for (key, first) in &after {
         assert_eq!(*first, at_suspend[key] + 1, "resume continues key {key}");
     }
+
+    // what a person looks at
+    let described = env.cli(&["describe", "b"]);
+    assert!(
+        described.contains("Flink web UI:    http://127.0.0.1:"),
+        "{described}"
+    );
+    assert!(
+        described.contains(&format!("Last savepoint: {sp}")),
+        "{described}"
+    );
+    assert!(
+        described.contains("Suspended"),
+        "events show the transitions: {described}"
+    );
+    let jm_log = env.cli(&["logs", "b"]);
+    assert!(
+        jm_log.contains("StandaloneApplicationClusterEntryPoint")
+            || jm_log.contains("standalonejob"),
+        "{jm_log}"
+    );
+    let tm_log = env.cli(&["logs", "b", "--tm", "0"]);
+    assert!(!tm_log.is_empty());
+    let err = env.cli_fails(&["logs", "b", "--tm", "7"]);
+    assert!(err.contains("no TaskManager 7"), "{err}");
+    let table = env.cli(&["get"]);
+    assert!(
+        table.starts_with("NAME") && table.contains("b ") && table.contains("STABLE"),
+        "{table}"
+    );
 
     // a new deployment starting from that savepoint continues its counts (written as
     // `file:///…`: the api's validation does not accept Flink's own `file:/…` spelling yet)

@@ -132,10 +132,17 @@ fn fold_job(cx: &mut Cx<'_>) {
     let previous = cx.status.job_status.as_ref().and_then(|j| j.state);
     let js = cx.job_status();
     js.job_id = Some(info.id.clone());
-    js.job_name = Some(info.name.clone());
     js.state = Some(info.state);
-    js.start_time = Some(info.start_time_ms.to_string());
-    js.update_time = Some(info.update_time_ms.to_string());
+    // Details come from a cache that may not answer yet; keep what is known.
+    if !info.name.is_empty() {
+        js.job_name = Some(info.name.clone());
+    }
+    if info.start_time_ms > 0 {
+        js.start_time = Some(info.start_time_ms.to_string());
+    }
+    if info.update_time_ms > 0 {
+        js.update_time = Some(info.update_time_ms.to_string());
+    }
     if previous != Some(info.state) {
         let from = previous.map_or("UNKNOWN", FlinkJobState::as_str);
         let mut message = format!("Job status changed from {from} to {}", info.state);

@@ -73,6 +73,9 @@ pub fn effective_config(
             (k, v)
         })
         .collect();
+    for (k, v) in &settings.default_config {
+        config.entry(k.clone()).or_insert_with(|| v.clone());
+    }
     if let Some(base) = &settings.default_state_dir {
         let base = base.trim_end_matches('/');
         let own = format!("{base}/{}/{}", key.namespace, key.name);

@@ -224,3 +224,20 @@ fn session_cluster_plan_has_no_job_keys() {
     assert_eq!(p.config.get(JOB_ID_KEY), None);
     assert_eq!(p.config.get(SHUTDOWN_ON_FINISH_KEY), None);
 }
+
+#[test]
+fn default_config_applies_only_where_the_spec_is_silent() {
+    let mut settings = Settings::default();
+    settings
+        .default_config
+        .insert("cluster.registration.error-delay".into(), "500 ms".into());
+    settings
+        .default_config
+        .insert("taskmanager.numberOfTaskSlots".into(), "9".into());
+    let p = plan(&spec(), None, &settings);
+    assert_eq!(
+        p.config.get("cluster.registration.error-delay"),
+        Some("500 ms")
+    );
+    assert_eq!(p.config.get("taskmanager.numberOfTaskSlots"), Some("2"));
+}

@@ -46,6 +46,9 @@ pub fn settings(state_root: &std::path::Path, observe_interval: Duration) -> Set
             .with("/opt/flink/usrlib", format!("{root}/usrlib"))
             .with("/flink-data", format!("{root}/flink-data")),
         default_state_dir: Some(format!("file://{root}/data")),
+        // A TaskManager that starts before its JobManager listens retries after this delay;
+        // Flink's 10 s default would add 10 s to a redeploy whenever the race is lost.
+        default_config: [("cluster.registration.error-delay".into(), "500 ms".into())].into(),
         ..Settings::local()
     }
 }
@@ -63,13 +66,16 @@ pub fn ui_url(local: &Local, d: &FlinkDeployment) -> Option<String> {
 
 /// Runs `flinkpilot local up`.
 pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
-    if !args.files.is_empty() {
-        let deployments = apply::read_valid(local, &args.files)?;
-        for line in apply::write(local, deployments)? {
-            println!("{line}");
-        }
-    }
+    // Validate first, then make sure this is the only controller, then write.
+    let deployments = if args.files.is_empty() {
+        Vec::new()
+    } else {
+        apply::read_valid(local, &args.files)?
+    };
     let _lock = local.store.lock_controller()?;
+    for line in apply::write(local, deployments)? {
+        println!("{line}");
+    }
     let log_path = local.state.root().join("controller.log");
     init_logging(&log_path)?;
 
