@@ -451,3 +451,16 @@ fn the_application_command_line_carries_job_restore_and_arguments() {
         ]
     );
 }
+
+#[test]
+fn without_a_taskmanager_count_enough_start_for_the_parallelism() {
+    let fake = Fake::new();
+    let mut plan = fake.plan("h", 0);
+    plan.task_slots = 2;
+    plan.job.as_mut().unwrap().parallelism = 5;
+    assert_eq!(taskmanagers_for(&plan), 3);
+    plan.mode = ClusterMode::Session;
+    assert_eq!(taskmanagers_for(&plan), 1);
+    plan.taskmanager.replicas = 4;
+    assert_eq!(taskmanagers_for(&plan), 4);
+}
