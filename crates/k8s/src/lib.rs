@@ -1,2 +1,6 @@
 //! The Kubernetes backend: the controller, child resources, events, leader election and
 //! the admission webhook.
+
+pub mod http;
+pub mod metrics;
+pub mod webhook;
