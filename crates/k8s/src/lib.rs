@@ -2,5 +2,6 @@
 //! the admission webhook.
 
 pub mod http;
+pub mod install;
 pub mod metrics;
 pub mod webhook;

@@ -10,6 +10,8 @@ use api::FlinkDeployment;
 use flinkpilot_k8s::webhook::{DeploymentLookup, LookupError};
 use serde_json::{Value, json};
 
+pub mod install;
+
 /// Deployments by (namespace, name).
 #[derive(Default)]
 pub struct Clusters(pub BTreeMap<(String, String), FlinkDeployment>);
