@@ -1,2 +1,4 @@
 //! The Kubernetes backend: the controller, child resources, events, leader election and
 //! the admission webhook.
+
+pub mod resources;
