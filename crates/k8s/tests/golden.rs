@@ -2,6 +2,8 @@
 //! examples, in native and in standalone mode, snapshot-tested (`tests/snapshots/`). Review a
 //! changed snapshot like code: `cargo insta review -p flinkpilot-k8s`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use api::manifest::{Content, Resource, parse_documents};

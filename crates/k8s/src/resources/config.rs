@@ -11,7 +11,7 @@ use super::ResourceError;
 use super::labels::ClusterType;
 use super::names::ClusterNames;
 use super::options::{Options, join_escaped};
-use super::resources::ProcessResources;
+use super::requirements::ProcessResources;
 
 /// Port of the REST endpoint when `rest.port` is not set.
 pub const REST_PORT: u16 = 8081;
@@ -109,7 +109,10 @@ impl ClusterConfig {
             }
             match kind {
                 ClusterType::Native => {
-                    config.set("pipeline.jars", join_escaped(&[job.jar_uri.clone()], ';'));
+                    config.set(
+                        "pipeline.jars",
+                        join_escaped(std::slice::from_ref(&job.jar_uri), ';'),
+                    );
                 }
                 ClusterType::Standalone => {
                     // standalone-job loads the jar from the classpath; it has no `local://` scheme

@@ -23,7 +23,7 @@ mod merge;
 mod names;
 mod options;
 mod pod_template;
-mod resources;
+mod requirements;
 mod services;
 mod taskmanager;
 #[cfg(any(test, feature = "test-support"))]
@@ -51,7 +51,7 @@ pub use names::ClusterNames;
 
 use config::{ConfigInputs, image_key};
 use options::Options;
-use resources::ProcessResources;
+use requirements::ProcessResources;
 
 /// Operator-wide settings of the generated objects (the defaults a user's `flinkConfiguration`
 /// can override per resource).
@@ -594,3 +594,6 @@ fn main_container_field(template: Option<&Value>, field: &str) -> Option<String>
         .filter(|s| !s.trim().is_empty())
         .map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests;

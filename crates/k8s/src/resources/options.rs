@@ -86,8 +86,8 @@ pub fn parse_map(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Splits at `delimiter` outside quotes, the way Flink's `StructuredOptionsSplitter` does: a
-/// part may be quoted with `'` or `"`, and a quote inside a quoted part is doubled.
+/// Splits at `delimiter` outside quotes, the way Flink's `StructuredOptionsSplitter` does: `'…'`
+/// or `"…"` quotes a stretch (the quotes are dropped), and a quote inside it is doubled.
 pub fn split_escaped(text: &str, delimiter: char) -> Vec<String> {
     let mut parts = Vec::new();
     let mut current = String::new();
@@ -104,10 +104,7 @@ pub fn split_escaped(text: &str, delimiter: char) -> Vec<String> {
                 }
             }
             Some(_) => current.push(c),
-            None if (c == '\'' || c == '"') && current.trim().is_empty() => {
-                current.clear();
-                quote = Some(c);
-            }
+            None if c == '\'' || c == '"' => quote = Some(c),
             None if c == delimiter => parts.push(std::mem::take(&mut current)),
             None => current.push(c),
         }

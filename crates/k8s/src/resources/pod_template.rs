@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::ResourceError;
 use super::labels::Component;
 use super::merge::{ArrayMerge, merge};
-use super::resources::ProcessResources;
+use super::requirements::ProcessResources;
 
 /// The name Flink gives the main container, and looks for in templates.
 pub const MAIN_CONTAINER: &str = "flink-main-container";

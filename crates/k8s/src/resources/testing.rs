@@ -3,8 +3,6 @@
 //! branch) so the resources can be tested against the Apache examples today; switch the tests to
 //! the engine's builder once it lands.
 
-use std::collections::BTreeMap;
-
 use api::units::parse_resource_memory;
 use api::{FlinkDeployment, FlinkVersion};
 use engine::{ClusterMode, ClusterPlan, JobPlan, ProcessPlan, ResourceKey, RestorePlan};
@@ -108,7 +106,7 @@ pub fn plan_for(d: &FlinkDeployment) -> ClusterPlan {
             cpu: tm_resource.and_then(|r| r.cpu),
         },
         task_slots: slots,
-        log_configuration: spec.log_configuration.clone().unwrap_or_else(BTreeMap::new),
+        log_configuration: spec.log_configuration.clone().unwrap_or_default(),
         spec,
         plan_hash: "test".into(),
     }
