@@ -111,3 +111,32 @@ pub fn plan_for(d: &FlinkDeployment) -> ClusterPlan {
         plan_hash: "test".into(),
     }
 }
+
+/// The JobManager template as it is before Flink's decoration (merged templates, resources and
+/// the startup probe): what Flink's own deployer would read from
+/// `kubernetes.pod-template-file.jobmanager`, for comparing with it.
+pub fn jobmanager_template(
+    plan: &ClusterPlan,
+    settings: &super::ResourceSettings,
+) -> serde_json::Value {
+    use super::labels::Component;
+    use super::merge::ArrayMerge;
+    use super::pod_template::{add_startup_probe, component_template};
+    let by_name = plan
+        .config
+        .get("kubernetes.operator.pod-template.merge-arrays-by-name")
+        .map_or(settings.merge_arrays_by_name, |v| {
+            v.trim().eq_ignore_ascii_case("true")
+        });
+    let arrays = if by_name {
+        ArrayMerge::ByName
+    } else {
+        ArrayMerge::ByPosition
+    };
+    let mut template = component_template(&plan.spec, Component::JobManager, arrays)
+        .unwrap_or_else(|| serde_json::json!({}));
+    if settings.jobmanager_startup_probe {
+        add_startup_probe(&mut template);
+    }
+    template
+}

@@ -3,20 +3,22 @@
 // talk to the API server is replaced by one that records what it is asked to create.
 //
 // usage: java -cp "$FLINK_HOME/lib/*:DIR" NativeSpec CONF_DIR application|session
-// stdout: one JSON array of the objects (the JobManager Deployment first).
+// stdout: one JSON object: "objects" (the JobManager Deployment first, then the ConfigMaps and
+// Services), "before"/"after" (the configuration as loaded, and after the deployer added its
+// settings), and "jars"/"args" (pipeline.jars and the program arguments as Flink reads them).
 
 import org.apache.flink.client.deployment.ClusterSpecification;
 import org.apache.flink.client.deployment.application.ApplicationConfiguration;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.DeploymentOptionsInternal;
 import org.apache.flink.configuration.GlobalConfiguration;
+import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.kubernetes.KubernetesClusterClientFactory;
 import org.apache.flink.kubernetes.KubernetesClusterDescriptor;
 import org.apache.flink.kubernetes.kubeclient.FlinkKubeClient;
 import org.apache.flink.kubernetes.kubeclient.FlinkKubeClientFactory;
 import org.apache.flink.kubernetes.kubeclient.KubernetesJobManagerSpecification;
 import org.apache.flink.kubernetes.kubeclient.resources.KubernetesPod;
-import org.apache.flink.kubernetes.shaded.io.fabric8.kubernetes.api.model.HasMetadata;
 import org.apache.flink.kubernetes.shaded.io.fabric8.kubernetes.api.model.Pod;
 import org.apache.flink.kubernetes.shaded.io.fabric8.kubernetes.client.utils.Serialization;
 
@@ -25,14 +27,18 @@ import java.io.FileInputStream;
 import java.io.InputStream;
 import java.lang.reflect.Proxy;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 
 public class NativeSpec {
     private static KubernetesJobManagerSpecification captured;
 
     public static void main(String[] args) throws Exception {
         Configuration conf = GlobalConfiguration.loadConfiguration(args[0]);
+        Map<String, String> before = new TreeMap<>(conf.toMap());
         // as the `flink` CLI does: the log configuration files are shipped from this directory
         conf.set(DeploymentOptionsInternal.CONF_DIR, args[0]);
         ClusterSpecification spec = new KubernetesClusterClientFactory().getClusterSpecification(conf);
@@ -83,11 +89,22 @@ public class NativeSpec {
                 throw e;
             }
         }
-        List<Object> out = new ArrayList<>();
-        out.add(captured.getDeployment());
-        for (HasMetadata m : captured.getAccompanyingResources()) {
-            out.add(m);
-        }
+        List<Object> objects = new ArrayList<>();
+        objects.add(captured.getDeployment());
+        objects.addAll(captured.getAccompanyingResources());
+        Map<String, String> after = new TreeMap<>(conf.toMap());
+        // the `flink` CLI's own setting, never shipped to the cluster
+        before.remove(DeploymentOptionsInternal.CONF_DIR.key());
+        after.remove(DeploymentOptionsInternal.CONF_DIR.key());
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("objects", objects);
+        out.put("before", before);
+        out.put("after", after);
+        out.put("jars", conf.getOptional(PipelineOptions.JARS).orElse(new ArrayList<>()));
+        out.put(
+                "args",
+                conf.getOptional(ApplicationConfiguration.APPLICATION_ARGS)
+                        .orElse(new ArrayList<>()));
         System.out.println(Serialization.asJson(out));
     }
 }
