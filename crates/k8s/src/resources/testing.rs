@@ -51,6 +51,22 @@ pub fn plan_for(d: &FlinkDeployment) -> ClusterPlan {
             restore,
         }
     });
+    if version.is_at_least(FlinkVersion::v2_0) {
+        // docs/engine.md: keys Flink 2 no longer reads are translated; an explicit new key wins
+        for (old, new) in [
+            ("state.checkpoints.dir", "execution.checkpointing.dir"),
+            (
+                "state.savepoints.dir",
+                "execution.checkpointing.savepoint-dir",
+            ),
+        ] {
+            if let Some(value) = config.remove(old)
+                && config.get(new).is_none()
+            {
+                config.set(new, value);
+            }
+        }
+    }
     if let Some(job) = &job {
         // what docs/engine.md says the engine adds to every application cluster
         config.set("execution.shutdown-on-application-finish", "false");
