@@ -67,15 +67,15 @@ pub struct CheckpointSummary {
     pub savepoint_format: Option<String>,
     /// Triggered at, epoch milliseconds.
     pub trigger_timestamp: i64,
-    /// Last acknowledgement, epoch milliseconds.
+    /// Last acknowledgement, epoch milliseconds; -1 before the first one.
     #[serde(default)]
     pub latest_ack_timestamp: i64,
     /// Size of the state, bytes.
     #[serde(default)]
-    pub state_size: u64,
-    /// End-to-end duration, milliseconds.
+    pub state_size: i64,
+    /// End-to-end duration, milliseconds; -1 while the checkpoint is in progress.
     #[serde(default)]
-    pub end_to_end_duration: u64,
+    pub end_to_end_duration: i64,
     /// Where a completed checkpoint lives (e.g. `file:/cp/<job>/chk-11`); absent for
     /// failed and in-progress ones.
     #[serde(default)]
@@ -175,7 +175,9 @@ fn checkpoint_status_call(job: &JobId, trigger: &TriggerId) -> Call {
 }
 
 impl FlinkClient {
-    /// Checkpoint statistics of a job.
+    /// Checkpoint statistics of a job. Flink caches them for a few seconds
+    /// (`rest.cache.checkpoint-statistics.timeout`, default `web.refresh-interval`), so
+    /// right after a checkpoint or a state change they may name an older checkpoint.
     pub async fn checkpoints(&self, job: &JobId) -> Result<CheckpointStats> {
         self.get(Call::get(&["jobs", job.as_str(), "checkpoints"]))
             .await
@@ -278,6 +280,15 @@ mod tests {
             Some("file:/tmp/fc/c-2.3.0/cp/17b8fa574977b617f4ff1e36adc23f40/chk-11")
         );
         assert_eq!(stats.counts.completed, 11);
+    }
+
+    #[test]
+    fn in_progress_checkpoint_with_unknown_sizes_decodes() {
+        // A real history entry of Flink 1.20.5: -1 for what is not known yet.
+        let raw = r#"{"className":"in_progress","id":20,"status":"IN_PROGRESS","is_savepoint":false,"savepointFormat":null,"trigger_timestamp":1795316309705,"latest_ack_timestamp":-1,"checkpointed_size":0,"state_size":0,"end_to_end_duration":-1,"alignment_buffered":0,"processed_data":0,"persisted_data":0,"num_subtasks":4,"num_acknowledged_subtasks":0,"checkpoint_type":"CHECKPOINT","tasks":{}}"#;
+        let c: CheckpointSummary = serde_json::from_str(raw).unwrap();
+        assert_eq!((c.latest_ack_timestamp, c.end_to_end_duration), (-1, -1));
+        assert_eq!(c.external_path, None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Client configuration and the HTTP transport every endpoint goes through: URL building
-//! under a path prefix, authentication, TLS, timeouts, retries of reads, and turning HTTP
-//! answers into typed errors.
+//! The HTTP transport every endpoint goes through: URL building under a path prefix,
+//! authentication, timeouts, retries of reads, and turning HTTP answers into typed errors.
+//! What a client is built from lives in [`crate::settings`].
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -13,138 +13,10 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use url::Url;
 
 use crate::compat::FlinkVersion;
-use crate::error::{CallSite, Error, Result, clean_flink_errors, truncate};
+use crate::error::{CallSite, Error, Result, clean_flink_errors, error_chain, snippet};
 use crate::retry::RetryPolicy;
-
-/// A bearer token for the JobManager or the Kubernetes API-server proxy in front of it.
-/// Its `Debug` output is redacted and it has no `Display`, so it cannot end up in a log line
-/// by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken(String);
-
-impl BearerToken {
-    /// Wraps a token.
-    pub fn new(token: impl Into<String>) -> Self {
-        BearerToken(token.into())
-    }
-
-    /// The token itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BearerToken(<redacted>)")
-    }
-}
-
-/// A client certificate and its private key, both PEM.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientIdentity {
-    /// Certificate chain, PEM.
-    pub cert_pem: Vec<u8>,
-    /// Private key (PKCS#8, PKCS#1 or SEC1), PEM.
-    pub key_pem: Vec<u8>,
-}
-
-impl fmt::Debug for ClientIdentity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientIdentity")
-            .field("cert_pem", &format_args!("<{} bytes>", self.cert_pem.len()))
-            .field("key_pem", &format_args!("<redacted>"))
-            .finish()
-    }
-}
-
-/// TLS settings for `https` JobManager URLs.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// CA certificates (PEM bundle) to trust instead of the platform's roots, e.g. the
-    /// Kubernetes cluster CA or the CA that signed Flink's REST certificate.
-    pub ca_pem: Option<Vec<u8>>,
-    /// Client certificate for mutual TLS.
-    pub client_identity: Option<ClientIdentity>,
-    /// Accept any server certificate. For development clusters only: it allows anyone on
-    /// the path to read the traffic, bearer token included.
-    pub insecure_skip_verify: bool,
-}
-
-impl fmt::Debug for TlsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsConfig")
-            .field(
-                "ca_pem",
-                &self.ca_pem.as_ref().map(|p| format!("<{} bytes>", p.len())),
-            )
-            .field("client_identity", &self.client_identity)
-            .field("insecure_skip_verify", &self.insecure_skip_verify)
-            .finish()
-    }
-}
-
-/// Everything a [`FlinkClient`] needs to reach one JobManager.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientConfig {
-    /// Base URL of the REST API, with any path prefix, e.g. `http://localhost:8081` or
-    /// `https://host/api/v1/namespaces/ns/services/name-rest:8081/proxy/`. Endpoints are
-    /// appended below it as `v1/...`.
-    pub base_url: Url,
-    /// Sent as `Authorization: Bearer …` on every call.
-    pub bearer_token: Option<BearerToken>,
-    /// TLS settings.
-    pub tls: TlsConfig,
-    /// Limit for one call, connect included.
-    pub timeout: Duration,
-    /// Limit for a jar upload, which sends the whole jar.
-    pub upload_timeout: Duration,
-    /// Retries of idempotent reads.
-    pub retry: RetryPolicy,
-}
-
-impl ClientConfig {
-    /// Defaults for `base_url`: 10 s per call, 120 s per jar upload, the default
-    /// [`RetryPolicy`], platform TLS roots, no token.
-    pub fn new(base_url: &str) -> Result<Self> {
-        let base_url = Url::parse(base_url).map_err(|e| Error::Config {
-            field: "base_url",
-            message: format!("`{base_url}` is not a URL: {e}"),
-        })?;
-        Ok(ClientConfig {
-            base_url,
-            bearer_token: None,
-            tls: TlsConfig::default(),
-            timeout: Duration::from_secs(10),
-            upload_timeout: Duration::from_secs(120),
-            retry: RetryPolicy::default(),
-        })
-    }
-
-    /// Sets the bearer token.
-    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.bearer_token = Some(BearerToken::new(token));
-        self
-    }
-
-    /// Sets the per-call timeout.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets the retry policy for reads.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Sets the TLS settings.
-    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
-        self.tls = tls;
-        self
-    }
-}
+use crate::settings::apply_tls;
+pub use crate::settings::{BearerToken, ClientConfig, ClientIdentity, TlsConfig};
 
 /// Typed async client of one JobManager's REST API (v1). Cheap to clone; clones share the
 /// connection pool.
@@ -260,6 +132,11 @@ impl FlinkClient {
                 version: Mutex::new(None),
             }),
         })
+    }
+
+    /// A client of `base_url` with the default settings (see [`ClientConfig::new`]).
+    pub fn from_url(base_url: &str) -> Result<Self> {
+        FlinkClient::new(ClientConfig::new(base_url)?)
     }
 
     /// Base URL of the JobManager, without credentials; safe to log and show.
@@ -412,9 +289,30 @@ impl FlinkClient {
             .await
             .map_err(|e| transport_error(e, &at, timeout))?;
         if status.is_success() {
-            Ok(bytes.to_vec())
-        } else {
-            Err(self.http_error(at, status, &bytes))
+            return Ok(bytes.to_vec());
+        }
+        let err = self.http_error(at, status, &bytes);
+        Err(self.name_version(call, err).await)
+    }
+
+    /// An `Unsupported` error names the Flink version; when it is not known yet, it is read
+    /// from `/config` (boxed: that read goes through `execute` again).
+    async fn name_version(&self, call: &Call, err: Error) -> Error {
+        match err {
+            Error::Unsupported { at, reason, .. }
+                if self.cached_version().is_none() && call.segments != ["config"] =>
+            {
+                let version = match Box::pin(self.flink_version()).await {
+                    Ok(v) => v.to_string(),
+                    Err(_) => "this Flink version".into(),
+                };
+                Error::Unsupported {
+                    at,
+                    version,
+                    reason,
+                }
+            }
+            other => other,
         }
     }
 
@@ -526,40 +424,6 @@ impl FlinkClient {
     }
 }
 
-fn apply_tls(
-    mut builder: reqwest::ClientBuilder,
-    tls: &TlsConfig,
-) -> Result<reqwest::ClientBuilder> {
-    if let Some(pem) = &tls.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::Config {
-            field: "tls.ca_pem",
-            message: format!("not a PEM certificate bundle: {}", error_chain(&e)),
-        })?;
-        if certs.is_empty() {
-            return Err(Error::Config {
-                field: "tls.ca_pem",
-                message: "contains no certificate".into(),
-            });
-        }
-        builder = builder.tls_certs_only(certs);
-    }
-    if let Some(id) = &tls.client_identity {
-        let mut pem = id.cert_pem.clone();
-        pem.push(b'\n');
-        pem.extend_from_slice(&id.key_pem);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| Error::Config {
-            field: "tls.client_identity",
-            message: format!("not a PEM certificate and private key: {}", error_chain(&e)),
-        })?;
-        builder = builder.identity(identity);
-    }
-    if tls.insecure_skip_verify {
-        tracing::warn!("TLS certificate verification of the Flink REST API is disabled");
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
-    Ok(builder)
-}
-
 fn transport_error(e: reqwest::Error, at: &CallSite, timeout: Duration) -> Error {
     if e.is_timeout() {
         Error::Timeout {
@@ -572,26 +436,6 @@ fn transport_error(e: reqwest::Error, at: &CallSite, timeout: Duration) -> Error
             detail: error_chain(&e.without_url()),
         }
     }
-}
-
-/// The error and its sources on one line, skipping repeats.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if parts.last().is_none_or(|last| !last.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
-fn snippet(bytes: &[u8]) -> String {
-    let mut s = String::from_utf8_lossy(bytes).trim().replace('\n', " ");
-    truncate(&mut s, 200);
-    if s.is_empty() { "(empty)".into() } else { s }
 }
 
 #[cfg(test)]
@@ -643,27 +487,6 @@ mod tests {
         let site = c.call_site(&Call::get(&["jobs"]));
         assert_eq!(site.endpoint, "GET /v1/jobs");
         assert!(!site.to_string().contains("pw"));
-    }
-
-    #[test]
-    fn bearer_token_is_redacted_in_debug_output() {
-        let config = ClientConfig::new("https://jm:8081")
-            .unwrap()
-            .with_bearer_token("s3cr3t-token")
-            .with_tls(TlsConfig {
-                ca_pem: None,
-                client_identity: Some(ClientIdentity {
-                    cert_pem: b"cert".to_vec(),
-                    key_pem: b"PRIVATE KEY MATERIAL".to_vec(),
-                }),
-                insecure_skip_verify: false,
-            });
-        let shown = format!("{config:?}");
-        assert!(!shown.contains("s3cr3t-token"), "{shown}");
-        assert!(!shown.contains("PRIVATE KEY MATERIAL"), "{shown}");
-        assert!(shown.contains("<redacted>"));
-        let client = FlinkClient::new(config.with_tls(TlsConfig::default())).unwrap();
-        assert!(!format!("{client:?}").contains("s3cr3t-token"));
     }
 
     #[test]

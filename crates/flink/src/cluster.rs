@@ -187,7 +187,8 @@ impl FlinkClient {
         Ok((config, version))
     }
 
-    /// The Flink version: cached after the first call, read from `/config` before.
+    /// The Flink version: read from `/config` once, then cached; [`Self::health`] refreshes
+    /// it (a URL may come to point at a cluster of another version after an upgrade).
     pub async fn flink_version(&self) -> Result<FlinkVersion> {
         if let Some(version) = self.cached_version() {
             return Ok(version);

@@ -63,12 +63,13 @@ pub enum Error {
     /// in front of the JobManager (e.g. the Kubernetes API-server proxy) said the backend is
     /// down.
     #[error(
-        "cannot reach the Flink JobManager ({at}): {detail}; check that the JobManager is running and that the REST URL is right"
+        "cannot reach the Flink JobManager ({at}): {detail}; {}",
+        unreachable_hint(detail)
     )]
     Unreachable {
         /// Where the call went.
         at: CallSite,
-        /// What the transport reported.
+        /// What the transport or the gateway reported.
         detail: String,
     },
 
@@ -250,6 +251,22 @@ impl Error {
     }
 }
 
+/// What to check, given why the JobManager could not be reached.
+fn unreachable_hint(detail: &str) -> &'static str {
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        "check the CA (tls.ca_pem), the client certificate and that the URL's host matches the server certificate"
+    } else if lower.contains("kubernetes api server") {
+        "check the namespace, service name and port in the proxy URL and that the JobManager pod is ready"
+    } else {
+        "check that the JobManager is running and that the REST URL is right"
+    }
+}
+
+/// Longest stack trace kept in a [`FailureCause`] or an exception entry: enough for the
+/// causes, short enough for a status field or an Event.
+pub(crate) const MAX_TRACE_LEN: usize = 4000;
+
 /// Longest error text kept from one Flink error entry.
 const MAX_ERROR_LEN: usize = 1000;
 
@@ -304,6 +321,27 @@ pub(crate) fn truncate(s: &mut String, max: usize) {
     }
 }
 
+/// The error and its sources on one line, skipping repeats.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A short, one-line excerpt of a body for an error message.
+pub(crate) fn snippet(bytes: &[u8]) -> String {
+    let mut s = String::from_utf8_lossy(bytes).trim().replace('\n', " ");
+    truncate(&mut s, 200);
+    if s.is_empty() { "(empty)".into() } else { s }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +376,27 @@ mod tests {
         truncate(&mut s, MAX_ERROR_LEN);
         assert!(s.len() <= MAX_ERROR_LEN + '…'.len_utf8());
         assert!(s.ends_with('…'));
+    }
+
+    #[test]
+    fn unreachable_advice_fits_the_cause() {
+        let at = CallSite {
+            endpoint: "GET /v1/config".into(),
+            jobmanager: "https://jm:8081/".into(),
+        };
+        let tls = Error::Unreachable {
+            at: at.clone(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(tls.to_string().contains("tls.ca_pem"), "{tls}");
+        let refused = Error::Unreachable {
+            at,
+            detail: "tcp connect error: Connection refused (os error 111)".into(),
+        };
+        assert!(
+            refused.to_string().contains("JobManager is running"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::client::{Call, FlinkClient};
 use crate::compat;
-use crate::error::Result;
+use crate::error::{MAX_TRACE_LEN, Result, truncate};
 use crate::ids::{JobId, VertexId};
 use crate::ops::summarize_trace;
 
@@ -262,7 +262,7 @@ pub struct ExceptionEntry {
     pub timestamp: Option<i64>,
     /// The failing task, when Flink names it.
     pub task_name: Option<String>,
-    /// The full stack trace.
+    /// The stack trace, truncated to a few thousand characters.
     pub stack_trace: String,
 }
 
@@ -288,7 +288,11 @@ impl ExceptionEntry {
             root_cause: root,
             timestamp,
             task_name: None,
-            stack_trace: trace.to_string(),
+            stack_trace: {
+                let mut t = trace.to_string();
+                truncate(&mut t, MAX_TRACE_LEN);
+                t
+            },
         }
     }
 }

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Call, FlinkClient};
-use crate::error::{Error, FailureCause, Result, truncate};
+use crate::error::{Error, FailureCause, MAX_TRACE_LEN, Result, truncate};
 pub use crate::ids::TriggerId;
 
 /// Which asynchronous operation.
@@ -47,16 +47,23 @@ impl fmt::Display for OperationKind {
 }
 
 /// How long and how often to poll an operation.
+///
+/// Polling starts [`FIRST_POLL_DELAY`] after the trigger and the wait doubles up to
+/// `interval`: a small savepoint is seen complete within tens of milliseconds, and a long
+/// one is not asked about more than once per `interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollOptions {
     /// Give up (with [`Error::OperationPending`]) after this long.
     pub timeout: Duration,
-    /// Wait between two status reads.
+    /// Longest wait between two status reads.
     pub interval: Duration,
 }
 
+/// Wait before the first status read of an operation.
+pub const FIRST_POLL_DELAY: Duration = Duration::from_millis(25);
+
 impl Default for PollOptions {
-    /// Ten minutes (Flink's default checkpoint timeout), polled every 500 ms.
+    /// Ten minutes (Flink's default checkpoint timeout), polled at most every 500 ms.
     fn default() -> Self {
         PollOptions {
             timeout: Duration::from_secs(600),
@@ -66,9 +73,16 @@ impl Default for PollOptions {
 }
 
 impl PollOptions {
-    /// Polls every `interval` for at most `timeout`.
+    /// Polls at most every `interval` for at most `timeout`.
     pub fn new(timeout: Duration, interval: Duration) -> Self {
         PollOptions { timeout, interval }
+    }
+
+    /// The wait after the `n`-th status read (1-based) that found the operation running.
+    pub fn delay_after(&self, n: u32) -> Duration {
+        FIRST_POLL_DELAY
+            .saturating_mul(2u32.saturating_pow(n.saturating_sub(1)))
+            .min(self.interval)
     }
 }
 
@@ -109,9 +123,6 @@ struct RawFailureCause {
     #[serde(default, rename = "serialized-throwable")]
     _serialized: Option<serde_json::Value>,
 }
-
-/// Longest stack trace kept in a [`FailureCause`].
-const MAX_TRACE_LEN: usize = 4000;
 
 impl FailureCause {
     /// Reads Flink's `failure-cause` object: first line, innermost `Caused by:` line, and a
@@ -218,7 +229,11 @@ impl FlinkClient {
         poll: PollOptions,
     ) -> Result<T> {
         let started = Instant::now();
+        let mut delay = FIRST_POLL_DELAY.min(poll.interval);
+        let mut reads = 0;
         loop {
+            tokio::time::sleep(delay).await;
+            reads += 1;
             match self
                 .operation_status(kind, status_call(), trigger_id)
                 .await?
@@ -226,8 +241,9 @@ impl FlinkClient {
                 OperationStatus::Completed(result) => return Ok(result),
                 OperationStatus::InProgress => {}
             }
+            delay = poll.delay_after(reads);
             let waited = started.elapsed();
-            if waited + poll.interval > poll.timeout {
+            if waited + delay > poll.timeout {
                 return Err(Error::OperationPending {
                     at: self.call_site(&status_call()),
                     operation: kind,
@@ -235,7 +251,6 @@ impl FlinkClient {
                     waited,
                 });
             }
-            tokio::time::sleep(poll.interval).await;
         }
     }
 }
@@ -243,6 +258,13 @@ impl FlinkClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polling_starts_fast_and_backs_off_to_the_interval() {
+        let poll = PollOptions::new(Duration::from_secs(60), Duration::from_millis(500));
+        let delays: Vec<u128> = (1..=6).map(|n| poll.delay_after(n).as_millis()).collect();
+        assert_eq!(delays, vec![25, 50, 100, 200, 400, 500]);
+    }
 
     #[test]
     fn failure_cause_names_the_innermost_cause() {

@@ -19,6 +19,7 @@ mod counter;
 mod dist;
 mod job;
 mod process;
+pub use process::live_processes_in_groups;
 mod wait;
 
 pub use cluster::{KEEP_DIR_ENV, RestartStrategy, SessionCluster, SessionClusterBuilder};

@@ -19,6 +19,7 @@ pub(crate) struct FlinkProcess {
     child: Child,
     log: PathBuf,
     status: Option<ExitStatus>,
+    killed: bool,
 }
 
 impl FlinkProcess {
@@ -37,6 +38,7 @@ impl FlinkProcess {
             child,
             log: log.to_path_buf(),
             status: None,
+            killed: false,
         })
     }
 
@@ -52,16 +54,17 @@ impl FlinkProcess {
         &self.log
     }
 
-    /// The exit status, once the process has ended.
-    pub(crate) fn exit_status(&mut self) -> Option<ExitStatus> {
+    /// The exit status, if the process ended without being killed through [`Self::kill`].
+    pub(crate) fn unexpected_exit(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
         }
-        self.status
+        self.status.filter(|_| !self.killed)
     }
 
     /// SIGKILLs the process group and reaps the JVM. Idempotent.
     pub(crate) fn kill(&mut self) {
+        self.killed = true;
         if self.status.is_some() {
             return;
         }
@@ -92,9 +95,18 @@ pub(crate) struct Reaper {
     groups: PathBuf,
 }
 
+// POSIX sh (dash on Debian): its `kill` takes no `--`, and `-<pgid>` names a group. A killed
+// JVM may still be writing for a moment, so the directory goes only once the groups are gone
+// (bounded: an orphan's zombie lingers until init reaps it).
 const REAPER_SCRIPT: &str = r#"
 while kill -0 "$1" 2>/dev/null; do sleep 1; done
-while read -r group; do kill -KILL -- "-$group" 2>/dev/null; done < "$2"
+while read -r group; do kill -KILL "-$group" 2>/dev/null; done < "$2"
+tries=0
+while read -r group; do
+  while kill -0 "-$group" 2>/dev/null && [ "$tries" -lt 50 ]; do
+    sleep 0.1; tries=$((tries + 1))
+  done
+done < "$2"
 rm -rf "$3"
 "#;
 
@@ -133,4 +145,28 @@ impl Drop for Reaper {
         kill_group(self.child.id());
         let _ = self.child.wait();
     }
+}
+
+/// The pids of live (not zombie) processes whose process group is one of `groups`, read from
+/// `/proc`. Tests use it to prove nothing was left behind.
+pub fn live_processes_in_groups(groups: &[u32]) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // /proc/<pid>/stat: `pid (comm) state ppid pgrp …`; comm may hold spaces and ')'.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+            state != Some("Z") && pgrp.is_some_and(|g| groups.contains(&g))
+        })
+        .collect()
 }

@@ -126,3 +126,16 @@ pub async fn cancel(cluster: &SessionCluster, job_id: &str) {
     );
     wait_for_state(cluster, job_id, "CANCELED", Duration::from_secs(60)).await;
 }
+
+/// When the newest completed checkpoint was triggered (epoch millis), if there is one.
+pub async fn latest_checkpoint_millis(cluster: &SessionCluster, job_id: &str) -> Option<u64> {
+    let body: Value = client()
+        .get(format!("{}/jobs/{job_id}/checkpoints", cluster.rest_url()))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body["latest"]["completed"]["trigger_timestamp"].as_u64()
+}

@@ -1,0 +1,121 @@
+//! Snapshots on local disks: whether a savepoint or checkpoint exists, and the newest retained
+//! checkpoint of a job when its JobManager is gone.
+
+use std::path::{Path, PathBuf};
+
+/// The local path of `uri`: `file:///p`, `file:/p` or an absolute path. `None` for any other
+/// scheme (`s3://`, `hdfs://`, …), which this machine cannot look into.
+fn local_path(uri: &str) -> Option<PathBuf> {
+    let path = match uri.strip_prefix("file:") {
+        Some(rest) => match rest.strip_prefix("//") {
+            Some(after) if after.starts_with('/') => after,
+            Some(_) => return None,
+            None => rest,
+        },
+        None => uri,
+    };
+    path.starts_with('/').then(|| PathBuf::from(path))
+}
+
+/// Whether the snapshot at `uri` (a savepoint dir or a `chk-N` dir) is complete: it holds
+/// `_metadata`, which Flink writes last. `uri` may also name the `_metadata` file itself.
+/// `None` when `uri` is not on this machine.
+pub(crate) fn snapshot_exists(uri: &str) -> Option<bool> {
+    let path = local_path(uri)?;
+    if path.file_name().is_some_and(|n| n == "_metadata") {
+        return Some(path.is_file());
+    }
+    Some(path.join("_metadata").is_file())
+}
+
+/// The newest complete checkpoint of `job_id` under the checkpoint dir `dir`:
+/// `<dir>/<job_id>/chk-<N>` with the highest `N` that holds `_metadata`, written in the style
+/// of `dir` (a `file://` URI stays one). `None` when there is none or `dir` is not local.
+pub(crate) fn latest_checkpoint(dir: &str, job_id: &str) -> Option<String> {
+    if job_id.is_empty() || job_id.contains('/') {
+        return None;
+    }
+    let job_dir = local_path(dir)?.join(job_id);
+    let newest = std::fs::read_dir(&job_dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.strip_prefix("chk-")?.parse::<u64>().ok())
+        .filter(|n| is_complete(&job_dir.join(format!("chk-{n}"))))
+        .max()?;
+    Some(format!(
+        "{}/{job_id}/chk-{newest}",
+        dir.trim_end_matches('/')
+    ))
+}
+
+fn is_complete(dir: &Path) -> bool {
+    dir.join("_metadata").is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(root: &Path, job: &str, n: u64, complete: bool) {
+        let dir = root.join(job).join(format!("chk-{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        if complete {
+            std::fs::write(dir.join("_metadata"), b"x").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_snapshot_exists_when_its_metadata_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let sp = dir.path().join("savepoint-1");
+        std::fs::create_dir_all(&sp).unwrap();
+        let uri = format!("file://{}", sp.display());
+        assert_eq!(snapshot_exists(&uri), Some(false));
+        std::fs::write(sp.join("_metadata"), b"x").unwrap();
+        assert_eq!(snapshot_exists(&uri), Some(true));
+        assert_eq!(
+            snapshot_exists(&format!("file:{}", sp.display())),
+            Some(true)
+        );
+        assert_eq!(snapshot_exists(&sp.display().to_string()), Some(true));
+        assert_eq!(
+            snapshot_exists(&format!("{}/_metadata", sp.display())),
+            Some(true)
+        );
+        assert_eq!(
+            snapshot_exists("file:///nonexistent/flinkpilot/sp"),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn remote_snapshots_cannot_be_checked_here() {
+        assert_eq!(snapshot_exists("s3://bucket/savepoints/sp-1"), None);
+        assert_eq!(snapshot_exists("relative/path"), None);
+        assert_eq!(snapshot_exists("file://host/x"), None);
+        assert_eq!(latest_checkpoint("s3://bucket/chk", "abc"), None);
+    }
+
+    #[test]
+    fn the_newest_complete_checkpoint_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = "0123456789abcdef0123456789abcdef";
+        checkpoint(dir.path(), job, 2, true);
+        checkpoint(dir.path(), job, 10, true);
+        checkpoint(dir.path(), job, 11, false); // in progress: no _metadata yet
+        checkpoint(dir.path(), "other", 50, true);
+        std::fs::create_dir_all(dir.path().join(job).join("shared")).unwrap();
+        let uri = format!("file://{}/", dir.path().display());
+
+        assert_eq!(
+            latest_checkpoint(&uri, job),
+            Some(format!("file://{}/{job}/chk-10", dir.path().display()))
+        );
+        assert_eq!(
+            latest_checkpoint(&dir.path().display().to_string(), job),
+            Some(format!("{}/{job}/chk-10", dir.path().display()))
+        );
+        assert_eq!(latest_checkpoint(&uri, "nojob"), None);
+        assert_eq!(latest_checkpoint(&uri, "../x"), None);
+    }
+}
