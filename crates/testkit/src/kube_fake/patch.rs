@@ -104,13 +104,23 @@ pub fn apply_patch(kind: PatchType, target: &Value, patch: &Value) -> Result<Val
         PatchType::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(&mut out, &ops).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("JSON patch could not be applied: {e}"),
-                )
-            })?;
+            for op in ops.iter() {
+                // The API server's JSON patch library treats a missing path as null in `test`
+                // (kube::runtime::finalizer relies on it); RFC 6902 alone would fail here.
+                if let json_patch::PatchOperation::Test(t) = op
+                    && t.value.is_null()
+                    && out.pointer(t.path.as_str()).is_none()
+                {
+                    continue;
+                }
+                json_patch::patch(&mut out, std::slice::from_ref(op)).map_err(|e| {
+                    ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("JSON patch could not be applied: {e}"),
+                    )
+                })?;
+            }
         }
         PatchType::Apply => {
             return Err(ApiError::internal(
@@ -146,6 +156,18 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code, 422);
+    }
+
+    #[test]
+    fn json_patch_test_of_a_missing_path_against_null_passes() {
+        let out = apply_patch(
+            PatchType::Json,
+            &json!({"metadata": {}}),
+            &json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"metadata": {"finalizers": ["f"]}}));
     }
 
     #[test]
