@@ -351,11 +351,8 @@ async fn candidate(client: Client, identity: &str) -> LeaseManager {
 }
 
 fn holder(server: &FakeApiServer) -> Option<String> {
-    server
-        .get_typed::<Lease>("ops", LEASE)
-        .unwrap()
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
+    let lease = server.get_typed::<Lease>("ops", LEASE).expect("a Lease");
+    lease.and_then(|l| l.spec).and_then(|s| s.holder_identity)
 }
 
 async fn becomes(rx: &mut watch::Receiver<bool>, leader: bool) {

@@ -57,12 +57,15 @@ fn cm_with(name: &str, finalizers: &[&str], owner: Option<Value>) -> Value {
 }
 
 async fn create_cm(api: &Api<ConfigMap>, obj: Value) -> ConfigMap {
-    let cm: ConfigMap = serde_json::from_value(obj).unwrap();
-    api.create(&PostParams::default(), &cm).await.unwrap()
+    let cm: ConfigMap = serde_json::from_value(obj).expect("a ConfigMap");
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("created")
 }
 
 fn owner_ref(owner: &impl Resource<DynamicType = ()>, block: bool) -> Value {
-    let mut r = serde_json::to_value(owner.controller_owner_ref(&()).unwrap()).unwrap();
+    let oref = owner.controller_owner_ref(&()).expect("owner has a uid");
+    let mut r = serde_json::to_value(oref).expect("serializable");
     r["blockOwnerDeletion"] = json!(block);
     r
 }
@@ -72,9 +75,9 @@ async fn next_event(
 ) -> (String, ConfigMap) {
     let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
         .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+        .expect("an event within 10 s")
+        .expect("stream ok")
+        .expect("stream open");
     match ev {
         WatchEvent::Added(o) => ("ADDED".into(), o),
         WatchEvent::Modified(o) => ("MODIFIED".into(), o),
@@ -480,4 +483,18 @@ async fn delete_collection_deletes_what_the_selector_matches() {
         .map(|c| c.name_any())
         .collect();
     assert_eq!(left, ["c"]);
+}
+
+#[tokio::test]
+async fn a_child_created_for_an_owner_that_is_already_gone_is_collected() {
+    let server = fake().await;
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
+    let owner = create_cm(&api, cm_with("owner", &[], None)).await;
+    let oref = owner_ref(&owner, true);
+    api.delete("owner", &DeleteParams::default()).await.unwrap();
+    // e.g. a reconcile that raced the owner's deletion re-applies its child
+    let late = cm_with("late-child", &[], Some(oref));
+    let pp = PatchParams::apply("flinkpilot");
+    api.patch("late-child", &pp, &Patch::Apply(&late)).await.unwrap();
+    assert!(api.get_opt("late-child").await.unwrap().is_none());
 }

@@ -302,18 +302,20 @@ async fn converge(server: &FakeApiServer, store: &reflector::Store<ConfigMap>) {
             .iter()
             .map(|o| {
                 (
-                    o["metadata"]["name"].as_str().unwrap().to_string(),
-                    o["metadata"]["resourceVersion"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
+                    o["metadata"]["name"].to_string(),
+                    o["metadata"]["resourceVersion"].to_string(),
                 )
             })
             .collect();
         let mut have: Vec<(String, String)> = store
             .state()
             .iter()
-            .map(|c| (c.name_any(), c.resource_version().unwrap()))
+            .map(|c| {
+                (
+                    json!(c.name_any()).to_string(),
+                    json!(c.resource_version()).to_string(),
+                )
+            })
             .collect();
         want.sort();
         have.sort();

@@ -4,7 +4,8 @@
 //! Garbage collection runs synchronously inside the deleting request (the real collector is an
 //! asynchronous controller): when an owner is removed, each dependent whose owners are all gone
 //! is deleted at once (with its own finalizers honoured), and references to the removed owner
-//! are dropped from dependents that still have a live owner.
+//! are dropped from dependents that still have a live owner. The same happens to an object
+//! created (or re-owned) with owner references to objects that do not exist.
 
 use std::sync::Arc;
 
@@ -220,6 +221,18 @@ impl State {
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             self.drop_crd_types(&last);
         }
+    }
+
+    /// A new or re-owned object whose owners are absent is collected at once, as the real
+    /// garbage collector would shortly after (e.g. a child re-applied by a reconcile that raced
+    /// its owner's deletion).
+    pub fn collect_if_orphaned(&mut self, key: &ObjKey, now: &str) {
+        let Some(obj) = self.lookup(key) else { return };
+        let owners = owner_uids(&obj);
+        if owners.is_empty() || owners.iter().all(|(uid, _)| self.uids.contains_key(uid)) {
+            return;
+        }
+        self.collect_dependent(key, now);
     }
 
     /// Background GC of one dependent of a removed owner.

@@ -43,8 +43,9 @@
 //! - No schemas: objects are not validated or pruned beyond names, labels and the metadata rules
 //!   above. Namespaces need not exist (but a terminating namespace refuses new objects).
 //! - Garbage collection and namespace clean-up happen synchronously in the deleting request
-//!   (foreground deletion still waits for blocking dependents' finalizers). A dependent whose
-//!   owner never existed is not collected.
+//!   (foreground deletion still waits for blocking dependents' finalizers); an object created
+//!   with owner references to absent uids is collected right after its create succeeds (the
+//!   response still shows it). Owners are matched by uid only.
 //! - Lists serve the latest state only: `resourceVersionMatch=Exact` with an older version
 //!   answers 410; a version newer than the current one answers 504 like the real server.
 //! - No controllers run: Deployments get no pods or status unless a test writes them.

@@ -72,10 +72,19 @@ impl RequestRecord {
 
 /// A rule that makes matching requests fail. Unset criteria match anything.
 ///
-/// ```ignore
+/// ```no_run
+/// # use flinkpilot_testkit::kube_fake::{FakeApiServer, Fault, Verb};
+/// # fn demo(server: &FakeApiServer) {
 /// // the next two status writes to `ns/basic` answer 409 Conflict
-/// server.inject(Fault::status(409).verbs(&[Verb::Update, Verb::Patch])
-///     .resource("flinkdeployments").object("ns", "basic").subresource("status").times(2));
+/// server.inject(
+///     Fault::status(409)
+///         .verbs(&[Verb::Update, Verb::Patch])
+///         .resource("flinkdeployments")
+///         .object("ns", "basic")
+///         .subresource("status")
+///         .times(2),
+/// );
+/// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {

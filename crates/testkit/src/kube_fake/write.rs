@@ -234,6 +234,7 @@ impl State {
         let obj = Arc::new(obj);
         self.put(&key, Arc::clone(&obj), EventType::Added, None);
         self.after_write(&rt, &obj);
+        self.collect_if_orphaned(&key, &ctx.now);
         Ok(obj)
     }
 
@@ -379,8 +380,13 @@ impl State {
         if is_deleting(&new) && finalizers(&new).is_empty() {
             self.finish_removal(key, Arc::clone(&new));
         } else {
+            let owners_changed =
+                old["metadata"].get("ownerReferences") != new["metadata"].get("ownerReferences");
             self.put(key, Arc::clone(&new), EventType::Modified, Some(old));
             self.after_write(&rt, &new);
+            if owners_changed {
+                self.collect_if_orphaned(key, &ctx.now);
+            }
         }
         Ok(new)
     }
