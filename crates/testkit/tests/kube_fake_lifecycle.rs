@@ -495,6 +495,8 @@ async fn a_child_created_for_an_owner_that_is_already_gone_is_collected() {
     // e.g. a reconcile that raced the owner's deletion re-applies its child
     let late = cm_with("late-child", &[], Some(oref));
     let pp = PatchParams::apply("flinkpilot");
-    api.patch("late-child", &pp, &Patch::Apply(&late)).await.unwrap();
+    api.patch("late-child", &pp, &Patch::Apply(&late))
+        .await
+        .unwrap();
     assert!(api.get_opt("late-child").await.unwrap().is_none());
 }

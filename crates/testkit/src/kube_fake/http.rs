@@ -1,13 +1,11 @@
 //! The HTTP surface: one axum fallback handler that parses Kubernetes API paths and dispatches
 //! to the store. Responses are real API objects or `Status` errors.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -15,81 +13,21 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::delete::{DeleteOpts, Deleted};
-use super::discovery;
 use super::error::ApiError;
+use super::listing::{delete_collection, discovery_response, list_response, watch_response};
 use super::meta::now_timestamp;
 use super::observe::{RequestRecord, Verb, take_fault};
 use super::patch::{PatchType, apply_patch, parse_body};
+use super::route::{Target, parse_path};
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::Shared;
-use super::store::{Filter, Obj, ObjKey};
-use super::watch::{self, WatchSpec, partial_metadata};
+use super::store::{Filter, ObjKey};
+use super::watch::partial_metadata;
 use super::write::{Sub, WriteCtx};
 
-/// The fake's router; usable without a socket via `tower::ServiceExt::oneshot`.
+/// The fake's router: one fallback handler for every path.
 pub fn app(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
-}
-
-/// A parsed resource path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ResPath {
-    group: String,
-    version: String,
-    namespace: Option<String>,
-    plural: String,
-    name: Option<String>,
-    sub: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
-    Version,
-    CoreRoot,
-    ApisRoot,
-    Group(String),
-    ResourceList { group: String, version: String },
-    Resource(ResPath),
-}
-
-fn parse_path(path: &str) -> Option<Target> {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let (group, version, rest) = match segs.as_slice() {
-        ["version"] => return Some(Target::Version),
-        ["api"] => return Some(Target::CoreRoot),
-        ["apis"] => return Some(Target::ApisRoot),
-        ["apis", g] => return Some(Target::Group(g.to_string())),
-        ["api", v, rest @ ..] => ("", *v, rest),
-        ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return None,
-    };
-    let res = |namespace: Option<&str>, plural: &str, name: Option<&&str>, sub: Option<&&str>| {
-        Target::Resource(ResPath {
-            group: group.to_string(),
-            version: version.to_string(),
-            namespace: namespace.map(str::to_string),
-            plural: plural.to_string(),
-            name: name.map(|s| s.to_string()),
-            sub: sub.map(|s| s.to_string()),
-        })
-    };
-    match rest {
-        [] => Some(Target::ResourceList {
-            group: group.to_string(),
-            version: version.to_string(),
-        }),
-        ["namespaces", ns, plural, tail @ ..] if *plural != "status" && *plural != "finalize" => {
-            (tail.len() <= 2).then(|| res(Some(ns), plural, tail.first(), tail.get(1)))
-        }
-        [plural, tail @ ..] if tail.len() <= 2 => {
-            Some(res(None, plural, tail.first(), tail.get(1)))
-        }
-        _ => None,
-    }
 }
 
 fn query_map(uri: &Uri) -> HashMap<String, String> {
@@ -98,7 +36,7 @@ fn query_map(uri: &Uri) -> HashMap<String, String> {
         .collect()
 }
 
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
+pub(super) fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -145,26 +83,26 @@ async fn handle(
     response
 }
 
-struct Req<'a> {
+pub(super) struct Req<'a> {
     method: &'a Method,
     query: &'a HashMap<String, String>,
-    headers: &'a HeaderMap,
+    pub(super) headers: &'a HeaderMap,
     body: &'a Bytes,
 }
 
 impl Req<'_> {
-    fn q(&self, key: &str) -> Option<&str> {
+    pub(super) fn q(&self, key: &str) -> Option<&str> {
         self.query
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
 
-    fn flag(&self, key: &str) -> bool {
+    pub(super) fn flag(&self, key: &str) -> bool {
         matches!(self.q(key), Some("true" | "1"))
     }
 
-    fn metadata_only(&self) -> bool {
+    pub(super) fn metadata_only(&self) -> bool {
         header_str(self.headers, header::ACCEPT).contains("as=PartialObjectMetadata")
     }
 
@@ -198,7 +136,7 @@ impl Req<'_> {
     }
 }
 
-fn json_response(code: StatusCode, body: &impl Serialize) -> Response {
+pub(super) fn json_response(code: StatusCode, body: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = (code, bytes).into_response();
     resp.headers_mut().insert(
@@ -374,7 +312,7 @@ fn success_status(group: &str, plural: &str, obj: &Value) -> Value {
     })
 }
 
-fn delete_opts(req: &Req<'_>) -> Result<DeleteOpts, ApiError> {
+pub(super) fn delete_opts(req: &Req<'_>) -> Result<DeleteOpts, ApiError> {
     let body = req.json_body()?;
     let mut opts = DeleteOpts::from_body(&body)?;
     if let Some(p) = req.q("propagationPolicy") {
@@ -430,259 +368,4 @@ fn patch_response(
     let obj = st.patch_with(key, sub, &ctx, |old| apply_patch(kind, old, &patch))?;
     drop(st);
     Ok(object_response(StatusCode::OK, &obj, meta_only))
-}
-
-#[derive(Serialize)]
-struct ListOut<'a> {
-    kind: String,
-    #[serde(rename = "apiVersion")]
-    api_version: String,
-    metadata: Value,
-    items: Vec<Cow<'a, Value>>,
-}
-
-fn render_list(
-    kind: &str,
-    api_version: &str,
-    metadata: Value,
-    items: &[Obj],
-    meta_only: bool,
-) -> Response {
-    let (kind, api_version) = if meta_only {
-        (
-            "PartialObjectMetadataList".to_string(),
-            "meta.k8s.io/v1".to_string(),
-        )
-    } else {
-        (format!("{kind}List"), api_version.to_string())
-    };
-    let items = items
-        .iter()
-        .map(|o| {
-            if meta_only {
-                Cow::Owned(partial_metadata(o))
-            } else {
-                Cow::Borrowed(&**o)
-            }
-        })
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &ListOut {
-            kind,
-            api_version,
-            metadata,
-            items,
-        },
-    )
-}
-
-fn parse_rv(s: Option<&str>) -> Result<Option<u64>, ApiError> {
-    match s {
-        None | Some("0") => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| {
-            ApiError::bad_request(format!(
-                "invalid resourceVersion {v:?}: the fake API server issues integers"
-            ))
-        }),
-    }
-}
-
-fn list_response(
-    shared: &Arc<Shared>,
-    ty: usize,
-    kind: &str,
-    api_version: &str,
-    filter: Filter,
-    req: &Req<'_>,
-) -> Result<Response, ApiError> {
-    let limit = req
-        .q("limit")
-        .map(|l| {
-            l.parse::<usize>()
-                .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))
-        })
-        .transpose()?;
-    let exact = req.q("resourceVersionMatch") == Some("Exact");
-    let min_rv = parse_rv(req.q("resourceVersion"))?.map(|rv| (rv, exact));
-    let page = shared
-        .lock()
-        .list(ty, &filter, limit, req.q("continue"), min_rv)?;
-    let mut metadata = json!({"resourceVersion": page.rv.to_string()});
-    if let Some(token) = &page.continue_token {
-        metadata["continue"] = json!(token);
-        metadata["remainingItemCount"] = json!(page.remaining);
-    }
-    Ok(render_list(
-        kind,
-        api_version,
-        metadata,
-        &page.items,
-        req.metadata_only(),
-    ))
-}
-
-fn delete_collection(
-    shared: &Arc<Shared>,
-    ty: usize,
-    kind: &str,
-    api_version: &str,
-    filter: Filter,
-    req: &Req<'_>,
-) -> Result<Response, ApiError> {
-    let opts = delete_opts(req)?;
-    let now = now_timestamp();
-    let (items, rv) = {
-        let mut st = shared.lock();
-        let keys: Vec<ObjKey> = st
-            .select(ty, &filter)
-            .iter()
-            .map(|o| ObjKey {
-                ty,
-                ns: o["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                name: o["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            })
-            .collect();
-        let mut items = Vec::new();
-        for k in keys {
-            match st.delete(&k, &opts, &now) {
-                Ok(Deleted::Gone(o) | Deleted::Pending(o)) => items.push(o),
-                Err(e) if e.code == 404 => {} // collected with an earlier owner
-                Err(e) => return Err(e),
-            }
-        }
-        (items, st.rv)
-    };
-    let metadata = json!({"resourceVersion": rv.to_string()});
-    Ok(render_list(
-        kind,
-        api_version,
-        metadata,
-        &items,
-        req.metadata_only(),
-    ))
-}
-
-fn watch_response(
-    shared: &Arc<Shared>,
-    ty: usize,
-    filter: Filter,
-    req: &Req<'_>,
-) -> Result<Response, ApiError> {
-    let timeout = req
-        .q("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(1800));
-    let spec = WatchSpec {
-        ty,
-        filter,
-        start: parse_rv(req.q("resourceVersion"))?,
-        initial_events_end: req.flag("sendInitialEvents"),
-        bookmarks: req.flag("allowWatchBookmarks"),
-        timeout,
-        metadata_only: req.metadata_only(),
-    };
-    let spec = if spec.initial_events_end {
-        WatchSpec {
-            start: None,
-            ..spec
-        }
-    } else {
-        spec
-    };
-    let stream = watch::open(Arc::clone(shared), spec)?;
-    let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
-}
-
-fn discovery_response(
-    shared: &Arc<Shared>,
-    target: &Target,
-    req: &Req<'_>,
-) -> Result<Response, ApiError> {
-    let st = shared.lock();
-    let types: Vec<&super::registry::ResourceType> =
-        st.registry.types().iter().filter(|t| t.served).collect();
-    let aggregated = discovery::wants_aggregated(header_str(req.headers, header::ACCEPT));
-    let body = match target {
-        Target::Version => discovery::version(),
-        Target::CoreRoot if aggregated => discovery::aggregated(&types, true),
-        Target::ApisRoot if aggregated => discovery::aggregated(&types, false),
-        Target::CoreRoot => discovery::core_versions(&shared.server_address),
-        Target::ApisRoot => discovery::group_list(&types),
-        Target::Group(g) => discovery::group(&types, g).ok_or_else(ApiError::no_route)?,
-        Target::ResourceList { group, version } => {
-            discovery::resource_list(&types, group, version).ok_or_else(ApiError::no_route)?
-        }
-        Target::Resource(_) => return Err(ApiError::no_route()),
-    };
-    drop(st);
-    let mut resp = json_response(StatusCode::OK, &body);
-    if aggregated && matches!(target, Target::CoreRoot | Target::ApisRoot) {
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(
-                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-            ),
-        );
-    }
-    Ok(resp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_parse_like_the_api_server() {
-        let r = |p| match parse_path(p) {
-            Some(Target::Resource(r)) => r,
-            other => panic!("{p}: {other:?}"),
-        };
-        let fd = r("/apis/flink.apache.org/v1beta1/namespaces/ns/flinkdeployments/a/status");
-        assert_eq!(
-            (
-                fd.group.as_str(),
-                fd.namespace.as_deref(),
-                fd.plural.as_str(),
-                fd.name.as_deref(),
-                fd.sub.as_deref()
-            ),
-            (
-                "flink.apache.org",
-                Some("ns"),
-                "flinkdeployments",
-                Some("a"),
-                Some("status")
-            )
-        );
-        let ns = r("/api/v1/namespaces/ns");
-        assert_eq!(
-            (ns.plural.as_str(), ns.name.as_deref(), ns.namespace),
-            ("namespaces", Some("ns"), None)
-        );
-        let ns_status = r("/api/v1/namespaces/ns/status");
-        assert_eq!(ns_status.sub.as_deref(), Some("status"));
-        let all = r("/apis/apps/v1/deployments");
-        assert_eq!((all.namespace, all.name), (None, None));
-        assert_eq!(
-            parse_path("/apis/apps/v1"),
-            Some(Target::ResourceList {
-                group: "apps".into(),
-                version: "v1".into()
-            })
-        );
-        assert_eq!(parse_path("/api/v1/namespaces/a/pods/b/c/d"), None);
-    }
 }

@@ -56,16 +56,20 @@
 //! [`FakeApiServer::list`]), seeding, the request log ([`RequestRecord`]), fault injection
 //! ([`Fault`]), watch disconnects and history compaction, and [`FakeApiServer::wait_for`].
 
+mod apply;
 mod delete;
 mod discovery;
 mod error;
 mod fieldset;
 mod http;
+mod listing;
 mod managed;
 mod meta;
 mod observe;
 mod patch;
 pub mod registry;
+mod route;
+mod scale;
 mod selector;
 mod server;
 mod store;

@@ -66,7 +66,7 @@ const SERVER_META: &[&str] = &[
     "selfLink",
 ];
 
-fn check_type(rt: &ResourceType, obj: &Value, required: bool) -> Result<(), ApiError> {
+pub(super) fn check_type(rt: &ResourceType, obj: &Value, required: bool) -> Result<(), ApiError> {
     let expected = rt.api_version();
     match obj.get("apiVersion").and_then(Value::as_str) {
         Some(v) if v != expected => {
@@ -103,7 +103,7 @@ fn spec_changed(rt: &ResourceType, old: &Value, new: &Value) -> bool {
         || b.iter().any(|(k, _)| !skip(k) && !a.contains_key(k))
 }
 
-fn set_status(obj: &mut Value, status: Option<Value>) {
+pub(super) fn set_status(obj: &mut Value, status: Option<Value>) {
     if let Some(map) = obj.as_object_mut() {
         match status {
             Some(s) if !s.is_null() => {
@@ -420,90 +420,6 @@ impl State {
         self.commit(key, old, body, sub, Ownership::Update, ctx)
     }
 
-    /// Server-side apply (`application/apply-patch+yaml`). Returns the object and whether it was
-    /// created.
-    pub fn apply(
-        &mut self,
-        key: &ObjKey,
-        mut applied: Value,
-        sub: Sub,
-        force: bool,
-        ctx: &WriteCtx,
-    ) -> Result<(Obj, bool), ApiError> {
-        let rt = self.rt(key.ty);
-        if !applied.is_object() {
-            return Err(ApiError::bad_request(
-                "an apply patch must be a YAML or JSON object",
-            ));
-        }
-        check_type(&rt, &applied, true)?;
-        if let Some(name) = meta_str(&applied, "name")
-            && name != key.name
-        {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({name}) does not match the name on the URL ({})",
-                key.name
-            )));
-        }
-        if sub == Sub::Main && rt.status {
-            set_status(&mut applied, None);
-        }
-        strip_nulls(&mut applied);
-        let precondition = meta_str(&applied, "resourceVersion").map(str::to_string);
-        let w = Writer {
-            manager: &ctx.manager,
-            subresource: sub.name(),
-            api_version: &rt.api_version(),
-            now: &ctx.now,
-        };
-        let conflict = |conflicts: Vec<managed::Conflict>| {
-            let causes: Vec<Value> = conflicts
-                .iter()
-                .map(|c| {
-                    json!({"reason": "FieldManagerConflict", "field": c.path,
-                    "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version)})
-                })
-                .collect();
-            let mut err = ApiError::new(409, "Conflict", managed::conflict_message(&conflicts));
-            err.details = Some(
-                json!({"name": key.name, "group": rt.group, "kind": rt.plural, "causes": causes}),
-            );
-            err
-        };
-        let Some(old) = self.lookup(key) else {
-            if sub != Sub::Main {
-                return Err(ApiError::not_found(&rt, &key.name));
-            }
-            if precondition.is_some() {
-                return Err(ApiError::conflict(&rt, &key.name));
-            }
-            let mut entries = Vec::new();
-            let mut merged = managed::apply(&Value::Null, &mut entries, &applied, force, &w)
-                .map_err(conflict)?;
-            meta_mut(&mut merged).insert("name".into(), json!(key.name));
-            if let Some(g) = meta_str(&applied, "generateName") {
-                meta_mut(&mut merged).insert("generateName".into(), json!(g));
-            }
-            let created = self.create(key.ty, &key.ns, merged, ctx, Some(entries))?;
-            return Ok((created, true));
-        };
-        if let Some(rv) = precondition
-            && meta_str(&old, "resourceVersion") != Some(rv.as_str())
-        {
-            return Err(ApiError::conflict(&rt, &key.name));
-        }
-        let mut entries = managed::decode(&old);
-        let mut merged =
-            managed::apply(&old, &mut entries, &applied, force, &w).map_err(conflict)?;
-        // ownership already computed; make commit's precondition see the live version
-        meta_mut(&mut merged).insert(
-            "resourceVersion".into(),
-            json!(meta_str(&old, "resourceVersion")),
-        );
-        let obj = self.commit(key, old, merged, sub, Ownership::Applied(entries), ctx)?;
-        Ok((obj, false))
-    }
-
     /// PATCH (merge, JSON or strategic — already applied by the caller) as an update.
     pub fn patch_with(
         &mut self,
@@ -523,97 +439,6 @@ impl State {
             ));
         }
         self.commit(key, old, patched, sub, Ownership::Update, ctx)
-    }
-
-    /// The `autoscaling/v1` Scale view of an object.
-    pub fn scale_of(&self, key: &ObjKey) -> Result<Value, ApiError> {
-        let rt = self.rt(key.ty);
-        let spec = rt.scale.as_ref().ok_or_else(ApiError::no_route)?;
-        let obj = self.get(key)?;
-        let at = |path: &str| {
-            path.trim_start_matches('.')
-                .split('.')
-                .try_fold(&*obj, |cur, k| cur.get(k))
-                .cloned()
-        };
-        let mut scale = json!({
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                "name": key.name,
-                "namespace": key.ns,
-                "uid": obj["metadata"]["uid"],
-                "resourceVersion": obj["metadata"]["resourceVersion"],
-                "creationTimestamp": obj["metadata"]["creationTimestamp"],
-            },
-            "spec": {"replicas": at(&spec.spec_replicas_path).unwrap_or(json!(0))},
-            "status": {"replicas": at(&spec.status_replicas_path).unwrap_or(json!(0))},
-        });
-        if let Some(sel) = spec.label_selector_path.as_deref().and_then(at) {
-            scale["status"]["selector"] = sel;
-        }
-        Ok(scale)
-    }
-
-    /// Writes a Scale back: its `spec.replicas` goes to the type's replicas path.
-    pub fn write_scale(
-        &mut self,
-        key: &ObjKey,
-        scale: &Value,
-        ctx: &WriteCtx,
-    ) -> Result<Value, ApiError> {
-        let rt = self.rt(key.ty);
-        let spec = rt.scale.clone().ok_or_else(ApiError::no_route)?;
-        let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
-            ApiError::invalid(
-                &rt,
-                &key.name,
-                "spec.replicas",
-                "Required value: an integer is required",
-            )
-        })?;
-        if replicas < 0 {
-            return Err(ApiError::invalid(
-                &rt,
-                &key.name,
-                "spec.replicas",
-                "Invalid value: must be greater than or equal to 0",
-            ));
-        }
-        let old = self.get(key)?;
-        let mut candidate = (*old).clone();
-        let path: Vec<&str> = spec
-            .spec_replicas_path
-            .trim_start_matches('.')
-            .split('.')
-            .collect();
-        let mut cur = &mut candidate;
-        for (i, part) in path.iter().enumerate() {
-            if !cur.is_object() {
-                *cur = json!({});
-            }
-            if i + 1 == path.len() {
-                cur[*part] = json!(replicas);
-                break;
-            }
-            cur = &mut cur[*part];
-        }
-        if let Some(rv) = meta_str(scale, "resourceVersion").filter(|r| !r.is_empty()) {
-            meta_mut(&mut candidate).insert("resourceVersion".into(), json!(rv));
-        }
-        self.commit(key, old, candidate, Sub::Scale, Ownership::Update, ctx)?;
-        self.scale_of(key)
-    }
-}
-
-/// Drops null leaves: the fake treats `field: null` in an applied configuration as "not
-/// specified" (a simplification of the real server's handling).
-fn strip_nulls(v: &mut Value) {
-    if let Some(map) = v.as_object_mut() {
-        map.retain(|_, child| !child.is_null());
-        for child in map.values_mut() {
-            strip_nulls(child);
-        }
     }
 }
 
