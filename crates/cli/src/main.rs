@@ -1,13 +1,39 @@
-//! `flinkpilot`: wiring only. Each subcommand lives in its own module.
+//! `flinkpilot`: wiring only. Each subcommand lives in its own module under `cmd/`.
 
-use clap::Parser;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
 
 /// A control plane for Apache Flink.
 #[derive(Debug, Parser)]
 #[command(name = "flinkpilot", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions (or write them to a directory).
+    Crd(cmd::crd::Args),
+    /// Check manifests for problems without a cluster.
+    Validate(cmd::validate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crd(args) => cmd::crd::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // one line: what failed and why, with the whole cause chain
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
 }

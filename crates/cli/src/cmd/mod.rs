@@ -1,0 +1,4 @@
+//! One module per subcommand. Each has an `Args` (clap) and a `run(args) -> Result<ExitCode>`.
+
+pub mod crd;
+pub mod validate;
