@@ -432,6 +432,41 @@ async fn label_and_field_selectors_filter_lists() {
 }
 
 #[tokio::test]
+async fn list_resource_version_semantics_follow_the_api() {
+    use kube::api::VersionMatch;
+    let server = fake().await;
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
+    let first = api
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .unwrap();
+    let old = first.resource_version().unwrap();
+    api.create(&PostParams::default(), &cm("b", &[]))
+        .await
+        .unwrap();
+    // not older than an old version: the latest state
+    let lp = ListParams::default()
+        .at(&old)
+        .matching(VersionMatch::NotOlderThan);
+    assert_eq!(api.list(&lp).await.unwrap().items.len(), 2);
+    // exactly an old version: the fake keeps no snapshots, so it answers 410 Gone
+    let lp = ListParams::default().at(&old).matching(VersionMatch::Exact);
+    let err = api_error(api.list(&lp).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (410, "Expired"));
+    // a version from the future is refused like the real server does (504, which the default
+    // kube client would retry, so ask with retries off)
+    let mut config = server.config();
+    config.default_retry = false;
+    let no_retry: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(config).unwrap(), "ns");
+    let future = (server.resource_version() + 100).to_string();
+    let lp = ListParams::default()
+        .at(&future)
+        .matching(VersionMatch::NotOlderThan);
+    let err = api_error(no_retry.list(&lp).await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (504, "Timeout"));
+}
+
+#[tokio::test]
 async fn paginated_list_serves_one_consistent_snapshot() {
     let server = fake().await;
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");

@@ -370,7 +370,7 @@ async fn watcher_and_reflector_converge_through_disconnects_and_410() {
 
     // while the watcher cannot reconnect, objects change and the history is dropped: when it
     // comes back its resume answers 410, so it must re-list to notice the missed deletions
-    server.inject(Fault::status(503).verbs(&[Verb::Watch]));
+    server.inject(Fault::status(500).verbs(&[Verb::Watch]));
     server.disconnect_watches();
     for i in 5..8 {
         api.delete(&format!("pre-{i}"), &DeleteParams::default())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State as AxState;
+use axum::extract::{DefaultBodyLimit, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -27,7 +27,12 @@ use super::write::{Sub, WriteCtx};
 
 /// The fake's router: one fallback handler for every path.
 pub fn app(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(handle).with_state(shared)
+    // the real API server accepts request bodies up to 3 MiB (axum's default is 2 MiB, too
+    // small for large CRDs)
+    Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(3 * 1024 * 1024))
+        .with_state(shared)
 }
 
 fn query_map(uri: &Uri) -> HashMap<String, String> {

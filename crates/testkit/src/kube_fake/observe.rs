@@ -101,6 +101,10 @@ pub struct Fault {
 impl Fault {
     /// Fail with this HTTP code and the matching `Status.reason` (409 → Conflict,
     /// 500 → InternalError, 429 → TooManyRequests, …). Matches every request until narrowed.
+    ///
+    /// Note: kube 5's default client retries 429, 503 and 504 by itself before the caller sees
+    /// an error; use [`FakeApiServer::config`](super::FakeApiServer::config) with
+    /// `default_retry = false` to observe them directly.
     pub fn status(code: u16) -> Self {
         Self {
             code,

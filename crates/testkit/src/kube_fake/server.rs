@@ -165,10 +165,11 @@ impl FakeApiServerBuilder {
             })?;
         let mut config = kube::Config::new(uri);
         config.default_namespace = self.default_namespace;
-        let client = kube::Client::try_from(config).map_err(|source| FakeApiError::Client {
-            url: url.clone(),
-            source,
-        })?;
+        let client =
+            kube::Client::try_from(config.clone()).map_err(|source| FakeApiError::Client {
+                url: url.clone(),
+                source,
+            })?;
 
         let (stop, stopped) = oneshot::channel::<()>();
         let app = super::http::app(Arc::clone(&shared));
@@ -183,6 +184,7 @@ impl FakeApiServerBuilder {
             shared,
             addr,
             url,
+            config,
             client,
             stop: Some(stop),
         })
@@ -195,6 +197,7 @@ pub struct FakeApiServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
     url: String,
+    config: kube::Config,
     client: kube::Client,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -240,6 +243,13 @@ impl FakeApiServer {
     /// A real `kube::Client` talking to this server (plain HTTP on loopback).
     pub fn client(&self) -> kube::Client {
         self.client.clone()
+    }
+
+    /// The client configuration, to build a differently configured client. For example kube 5
+    /// clients retry 429, 503 and 504 answers themselves (up to 15 times, with backoff); set
+    /// `default_retry = false` to see those errors in a test.
+    pub fn config(&self) -> kube::Config {
+        self.config.clone()
     }
 
     /// `http://127.0.0.1:<port>`.
