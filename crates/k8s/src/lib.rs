@@ -4,4 +4,5 @@
 pub mod http;
 pub mod install;
 pub mod metrics;
+pub mod resources;
 pub mod webhook;
