@@ -9,7 +9,8 @@ pub const COMPAT_DIR_ENV: &str = "FLINKPILOT_COMPAT_DIR";
 
 /// The Apache operator's compatibility corpus (`crds/`, `examples/`): `$FLINKPILOT_COMPAT_DIR`,
 /// else `<workspace root>/../shared/compat/apache-operator`, else the same relative path from a
-/// further ancestor of the workspace (so git worktrees nested one level deeper also find it).
+/// further ancestor of the workspace (so git worktrees nested one level deeper also find it),
+/// else `/work/shared/compat/apache-operator` (a checkout elsewhere on the same machine).
 ///
 /// # Panics
 /// When the directory does not exist: tests that need it must fail loudly, never skip.
@@ -24,6 +25,11 @@ pub fn compat_dir() -> PathBuf {
                 .skip(1)
                 .map(|a| a.join(relative))
                 .find(|d| d.is_dir())
+                .or_else(|| {
+                    // Where this workplace keeps it, for checkouts outside its tree (`/tmp/x`).
+                    let fixed = PathBuf::from("/work").join(relative);
+                    fixed.is_dir().then_some(fixed)
+                })
                 .unwrap_or_else(|| workspace.join("..").join(relative))
         }
     };

@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions (or write them to a directory).
     Crd(cmd::crd::Args),
+    /// Print the manifest that installs the operator (CRDs, RBAC, Deployment, webhook).
+    Install(cmd::install::Args),
     /// Check manifests for problems without a cluster.
     Validate(cmd::validate::Args),
     /// Run FlinkDeployments on this machine, with Flink as local processes.
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd(args) => cmd::crd::run(args),
+        Command::Install(args) => cmd::install::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Local(args) => cmd::local::run(args),
     };

@@ -121,7 +121,14 @@ mod tests {
             .env("FLINK_CONF_DIR", &conf)
             .spawn()
             .unwrap();
-        let found = processes_of(&conf);
+        // Right after spawn the child may still be inside exec, its environment not yet
+        // readable, so look until it shows (or the deadline).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut found = processes_of(&conf);
+        while found.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = processes_of(&conf);
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(

@@ -122,6 +122,16 @@ fn java_major(text: &str) -> Option<u32> {
 /// Installs Flink `release` into `<cache>/flink-<release>` (its `pyflink/` is `FLINK_HOME`)
 /// unless it is there already. Blocks for as long as the download takes.
 pub fn install(cache: &Path, release: &str, progress: &dyn Fn(&str)) -> Result<(), ProvisionError> {
+    install_using(Path::new("python3"), cache, release, progress)
+}
+
+/// [`install`] with a given Python interpreter.
+fn install_using(
+    python: &Path,
+    cache: &Path,
+    release: &str,
+    progress: &dyn Fn(&str),
+) -> Result<(), ProvisionError> {
     // One install at a time in this process; other processes are handled by the rename.
     static INSTALLING: Mutex<()> = Mutex::new(());
     let _one = INSTALLING
@@ -132,7 +142,7 @@ pub fn install(cache: &Path, release: &str, progress: &dyn Fn(&str)) -> Result<(
     if FlinkHome::open(dest.join("pyflink")).is_ok() {
         return Ok(());
     }
-    check_pip(release)?;
+    check_pip(python, release)?;
     let io = |action, path: &Path| {
         let path = path.to_path_buf();
         move |source| ProvisionError::Io {
@@ -150,7 +160,7 @@ pub fn install(cache: &Path, release: &str, progress: &dyn Fn(&str)) -> Result<(
             "installing Flink {release} from PyPI into {} (a few hundred MB, once)",
             dest.display()
         ));
-        let output = pip_install(&temp, release).map_err(io("run pip for", &temp))?;
+        let output = pip_install(python, &temp, release).map_err(io("run pip for", &temp))?;
         if !output.status.success() {
             return Err(ProvisionError::Install {
                 release: release.to_string(),
@@ -178,23 +188,23 @@ pub fn install(cache: &Path, release: &str, progress: &dyn Fn(&str)) -> Result<(
     result
 }
 
-fn check_pip(release: &str) -> Result<(), ProvisionError> {
+fn check_pip(python: &Path, release: &str) -> Result<(), ProvisionError> {
     let pip_error = |why: String| ProvisionError::Pip {
         release: release.to_string(),
         why,
     };
-    match Command::new("python3")
+    match Command::new(python)
         .args(["-m", "pip", "--version"])
         .output()
     {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(pip_error(tail(&out))),
-        Err(e) => Err(pip_error(format!("cannot run python3: {e}"))),
+        Err(e) => Err(pip_error(format!("cannot run {}: {e}", python.display()))),
     }
 }
 
-fn pip_install(target: &Path, release: &str) -> std::io::Result<Output> {
-    Command::new("python3")
+fn pip_install(python: &Path, target: &Path, release: &str) -> std::io::Result<Output> {
+    Command::new(python)
         .args([
             "-m",
             "pip",
@@ -247,6 +257,92 @@ mod tests {
         assert_eq!(java_major("java version \"1.8.0_292\""), Some(8));
         assert_eq!(java_major("openjdk version \"21\" 2023-09-19"), Some(21));
         assert_eq!(java_major("no version here"), None);
+    }
+
+    /// A stand-in for `python3`: `-m pip --version` works; `-m pip install … --target DIR`
+    /// logs its arguments and lays out a distribution like the PyPI packages do (scripts not
+    /// executable), or fails like pip does for a release that does not exist.
+    const FAKE_PYTHON: &str = r#"#!/bin/sh
+[ "$3" = "--version" ] && { echo "pip 23.0"; exit 0; }
+echo "$@" >> "$(dirname "$0")/calls"
+while [ "$1" != "--target" ]; do shift; done
+target=$2; release=${3#apache-flink==}
+case $release in
+  9.9.9) echo "ERROR: No matching distribution found for apache-flink==9.9.9" >&2; exit 1 ;;
+esac
+mkdir -p "$target/pyflink/bin" "$target/pyflink/lib" "$target/pyflink/conf"
+for s in jobmanager.sh taskmanager.sh standalone-job.sh; do echo '#!/bin/sh' > "$target/pyflink/bin/$s"; chmod 644 "$target/pyflink/bin/$s"; done
+touch "$target/pyflink/lib/flink-dist-$release.jar"
+"#;
+
+    fn fake_python(dir: &Path) -> PathBuf {
+        let path = dir.join("python3");
+        std::fs::write(&path, FAKE_PYTHON).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn installs_both_packages_without_dependencies_into_the_cache_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let python = fake_python(dir.path());
+        let cache = dir.path().join("cache");
+        let messages = std::sync::Mutex::new(Vec::new());
+        let progress = |m: &str| messages.lock().unwrap().push(m.to_string());
+
+        install_using(&python, &cache, "2.3.0", &progress).unwrap();
+
+        let home = FlinkHome::open(cache.join("flink-2.3.0/pyflink")).unwrap();
+        assert_eq!(home.version, "2.3.0");
+        let mode = std::fs::metadata(home.bin("jobmanager.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "scripts are made executable");
+        let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+        assert!(calls.starts_with("-m pip install --no-deps"), "{calls}");
+        assert!(
+            calls.contains("apache-flink==2.3.0 apache-flink-libraries==2.3.0"),
+            "{calls}"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec!["flink-2.3.0"], "no temporary dir is left");
+        assert!(messages.lock().unwrap().iter().any(|m| m.contains("ready")));
+
+        // installed already: pip is not run again
+        install_using(&python, &cache, "2.3.0", &|_| {}).unwrap();
+        let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+        assert_eq!(calls.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_install_says_what_pip_said_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let python = fake_python(dir.path());
+        let cache = dir.path().join("cache");
+
+        let err = install_using(&python, &cache, "9.9.9", &|_| {}).unwrap_err();
+
+        assert!(err.is_transient());
+        let message = err.to_string();
+        assert!(message.contains("No matching distribution"), "{message}");
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_missing_python_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err =
+            install_using(&dir.path().join("no-python"), dir.path(), "2.3.0", &|_| {}).unwrap_err();
+        assert!(matches!(err, ProvisionError::Pip { .. }), "{err}");
+        assert!(
+            err.to_string().contains("apt-get install -y python3-pip"),
+            "{err}"
+        );
+        assert!(!err.is_transient());
     }
 
     #[test]

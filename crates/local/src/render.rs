@@ -120,6 +120,7 @@ pub(crate) fn render_config(
     }
 
     config.extend(wanted.iter());
+    drop_kubernetes_ha(&mut config, &plan.key);
 
     for key in ADDRESS_KEYS {
         config.set(*key, "127.0.0.1");
@@ -145,6 +146,34 @@ pub(crate) fn render_config(
     .join(" ");
     config.set(JVM_OPTS_KEY, jvm_opts);
     Ok(config)
+}
+
+/// Kubernetes HA services need a Kubernetes API; a local cluster runs without HA instead
+/// (last-state upgrades then use the retained checkpoints on disk), so manifests written for
+/// Kubernetes run here unchanged.
+fn drop_kubernetes_ha(config: &mut FlinkConfig, key: &engine::ResourceKey) {
+    let kubernetes = ["high-availability.type", "high-availability"]
+        .iter()
+        .filter_map(|k| config.get(k))
+        .any(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "kubernetes" || v.contains("kuberneteshaservicesfactory")
+        });
+    if !kubernetes {
+        return;
+    }
+    let ha_keys: Vec<String> = config
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .filter(|k| k == "high-availability" || k.starts_with("high-availability."))
+        .collect();
+    for key in &ha_keys {
+        config.remove(key);
+    }
+    tracing::warn!(
+        cluster = %key,
+        "Kubernetes high availability cannot run locally; the local cluster runs without HA"
+    );
 }
 
 /// Writes the conf dir: the distribution's log configurations, the plan's own log

@@ -345,7 +345,7 @@ impl Supervisor {
             },
             ports,
             rest_url: format!("http://127.0.0.1:{}", ports.rest),
-            taskmanagers: plan.taskmanager.replicas,
+            taskmanagers: taskmanagers_for(plan),
             created_at: created.to_string(),
             created_at_ms: created.as_millisecond(),
             processes: Vec::new(),
@@ -523,6 +523,21 @@ impl Supervisor {
         let home = FlinkHome::open(&record.flink_home)
             .map_err(|e| transient(key, format!("cannot start TaskManagers: {e}")))?;
         self.start_missing_taskmanagers(key, &paths, &home, &mut record)
+    }
+}
+
+/// TaskManagers to start. Without a count (native mode, where Flink on Kubernetes starts
+/// TaskManagers on demand) a local cluster starts enough for the job's parallelism, or one
+/// for a session cluster.
+pub(crate) fn taskmanagers_for(plan: &ClusterPlan) -> u32 {
+    if plan.taskmanager.replicas > 0 {
+        return plan.taskmanager.replicas;
+    }
+    match &plan.job {
+        Some(job) if plan.mode == ClusterMode::Application => {
+            job.parallelism.max(1).div_ceil(plan.task_slots.max(1))
+        }
+        _ => 1,
     }
 }
 

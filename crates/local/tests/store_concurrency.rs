@@ -161,6 +161,7 @@ fn concurrent_writer_processes_never_lose_an_update() {
             Command::new(&exe)
                 .args(["--exact", "store_writer_process", "--ignored", "--quiet"])
                 .env(WORKER_ENV, format!("{}|{id}", dir.path().display()))
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })

@@ -18,6 +18,7 @@ mod cluster;
 mod counter;
 mod dist;
 mod job;
+pub mod kube_fake;
 mod process;
 pub use process::live_processes_in_groups;
 mod wait;

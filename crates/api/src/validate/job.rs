@@ -207,6 +207,13 @@ pub(super) fn check_state_path(path: &str) -> Result<(), String> {
     if p.starts_with('/') {
         return Ok(());
     }
+    // Flink itself reports local savepoints as `file:/path` (no authority); people copy that
+    // spelling from the web UI and the REST API, and Flink restores from it.
+    if p.strip_prefix("file:/")
+        .is_some_and(|rest| !rest.starts_with('/') && !rest.is_empty())
+    {
+        return Ok(());
+    }
     match p.split_once("://") {
         Some((scheme, rest))
             if !scheme.is_empty()
@@ -296,6 +303,7 @@ mod tests {
     #[case("file:///flink-data/savepoints/savepoint-45305c-d867504446e0")]
     #[case("/flink-data/savepoints/savepoint-98682a-21931bf10c39")]
     #[case("hdfs://namenode:8020/flink/sp")]
+    #[case("file:/tmp/flinkpilot/savepoints/savepoint-0e1f2a-3b4c5d6e7f80")]
     fn state_paths_that_flink_can_restore_from_are_accepted(#[case] path: &str) {
         assert_eq!(check_state_path(path), Ok(()));
     }
@@ -304,6 +312,8 @@ mod tests {
     #[case("")]
     #[case("savepoints/sp-1")]
     #[case("s3:/bucket/sp")]
+    #[case("file:")]
+    #[case("file:/")]
     #[case("://x")]
     #[case("s3://bucket/my savepoint")]
     fn state_paths_that_are_not_uris_or_absolute_are_rejected(#[case] path: &str) {

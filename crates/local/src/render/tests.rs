@@ -243,3 +243,28 @@ fn memory_sizes_use_mebibytes_when_whole() {
     assert_eq!(memory_size(1024 * 1024 * 1024), "1024m");
     assert_eq!(memory_size(1000), "1000b");
 }
+
+#[test]
+fn kubernetes_high_availability_is_left_out_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home(dir.path(), "2.3.0", false);
+    let mut p = plan();
+    p.config.set("high-availability.type", "kubernetes");
+    p.config
+        .set("high-availability.storageDir", "file:///flink-data/ha");
+    p.config.set("high-availability.cluster-id", "x");
+
+    let c = render(&p, &home);
+
+    assert!(
+        c.iter().all(|(k, _)| !k.starts_with("high-availability")),
+        "{c:?}"
+    );
+
+    let mut zk = plan();
+    zk.config.set("high-availability.type", "zookeeper");
+    assert_eq!(
+        render(&zk, &home).get("high-availability.type"),
+        Some("zookeeper")
+    );
+}

@@ -36,58 +36,17 @@ impl Fake {
         fs::write(home.join("lib/flink-dist-2.3.0.jar"), "").unwrap();
         fs::write(home.join("conf/config.yaml"), "parallelism.default: 1\n").unwrap();
         fs::write(dir.path().join("job.jar"), "").unwrap();
-        let supervisor = Supervisor {
-            state: StateDir::new(dir.path().join("state")),
-            homes: FlinkHomes::with_cache(dir.path().join("cache")),
-            children: Children::default(),
-            stop: StopTimeouts {
-                grace: Duration::from_secs(5),
-                kill: Duration::from_secs(5),
-            },
-        };
+        let supervisor = supervisor_at(dir.path());
         Fake { dir, supervisor }
     }
 
     /// Another controller on the same state dir.
     fn restarted(&self) -> Supervisor {
-        Supervisor {
-            state: self.supervisor.state.clone(),
-            homes: self.supervisor.homes.clone(),
-            children: Children::default(),
-            stop: self.supervisor.stop,
-        }
+        supervisor_at(self.dir.path())
     }
 
     fn plan(&self, hash: &str, taskmanagers: u32) -> ClusterPlan {
-        ClusterPlan {
-            key: key(),
-            owner_uid: None,
-            flink_version: FlinkVersion::v2_3,
-            mode: ClusterMode::Application,
-            config: FlinkConfig::new(),
-            job: Some(JobPlan {
-                jar_uri: format!("file://{}", self.dir.path().join("job.jar").display()),
-                entry_class: Some("a.Main".into()),
-                args: vec!["--x".into()],
-                parallelism: 1,
-                job_id: "00000000000000000000000000000001".into(),
-                restore: None,
-            }),
-            jobmanager: ProcessPlan {
-                replicas: 1,
-                memory_bytes: None,
-                cpu: None,
-            },
-            taskmanager: ProcessPlan {
-                replicas: taskmanagers,
-                memory_bytes: None,
-                cpu: None,
-            },
-            task_slots: 1,
-            log_configuration: BTreeMap::new(),
-            spec: Default::default(),
-            plan_hash: hash.into(),
-        }
+        plan_at(self.dir.path(), hash, taskmanagers)
     }
 
     fn record(&self) -> ClusterRecord {
@@ -96,6 +55,51 @@ impl Fake {
 
     fn paths(&self) -> ClusterPaths {
         self.supervisor.paths(&key())
+    }
+}
+
+/// A controller on the fake set-up in `root`.
+fn supervisor_at(root: &Path) -> Supervisor {
+    Supervisor {
+        state: StateDir::new(root.join("state")),
+        homes: FlinkHomes::with_cache(root.join("cache")),
+        children: Children::default(),
+        stop: StopTimeouts {
+            grace: Duration::from_secs(5),
+            kill: Duration::from_secs(5),
+        },
+    }
+}
+
+fn plan_at(root: &Path, hash: &str, taskmanagers: u32) -> ClusterPlan {
+    ClusterPlan {
+        key: key(),
+        owner_uid: None,
+        flink_version: FlinkVersion::v2_3,
+        mode: ClusterMode::Application,
+        config: FlinkConfig::new(),
+        job: Some(JobPlan {
+            jar_uri: format!("file://{}", root.join("job.jar").display()),
+            entry_class: Some("a.Main".into()),
+            args: vec!["--x".into()],
+            parallelism: 1,
+            job_id: "00000000000000000000000000000001".into(),
+            restore: None,
+        }),
+        jobmanager: ProcessPlan {
+            replicas: 1,
+            memory_bytes: None,
+            cpu: None,
+        },
+        taskmanager: ProcessPlan {
+            replicas: taskmanagers,
+            memory_bytes: None,
+            cpu: None,
+        },
+        task_slots: 1,
+        log_configuration: BTreeMap::new(),
+        spec: Default::default(),
+        plan_hash: hash.into(),
     }
 }
 
@@ -450,4 +454,94 @@ fn the_application_command_line_carries_job_restore_and_arguments() {
             "--x"
         ]
     );
+}
+
+#[test]
+fn without_a_taskmanager_count_enough_start_for_the_parallelism() {
+    let fake = Fake::new();
+    let mut plan = fake.plan("h", 0);
+    plan.task_slots = 2;
+    plan.job.as_mut().unwrap().parallelism = 5;
+    assert_eq!(taskmanagers_for(&plan), 3);
+    plan.mode = ClusterMode::Session;
+    assert_eq!(taskmanagers_for(&plan), 1);
+    plan.taskmanager.replicas = 4;
+    assert_eq!(taskmanagers_for(&plan), 4);
+}
+
+const CONTROLLER_ENV: &str = "FLINKPILOT_FAKE_CONTROLLER_DIR";
+
+/// Not a test on its own (hence ignored): the controller process of
+/// `processes_outlive_a_controller_stopped_by_ctrl_c`. It deploys, says so, and waits to be
+/// interrupted.
+#[test]
+#[ignore = "a helper process of processes_outlive_a_controller_stopped_by_ctrl_c"]
+fn controller_process() {
+    let Some(root) = std::env::var_os(CONTROLLER_ENV) else {
+        return;
+    };
+    let root = Path::new(&root);
+    supervisor_at(root)
+        .deploy(&key(), &plan_at(root, "h", 1))
+        .unwrap();
+    fs::write(root.join("deployed"), "").unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Ctrl-C in the controller's terminal signals the controller's process group; the Flink
+/// processes lead their own groups, so they keep running, and the next controller adopts them.
+#[test]
+fn processes_outlive_a_controller_stopped_by_ctrl_c() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+    let fake = Fake::new();
+    let mut controller = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "supervise::tests::controller_process",
+            "--ignored",
+            "--quiet",
+        ])
+        .env(CONTROLLER_ENV, fake.dir.path())
+        .stdout(std::process::Stdio::null())
+        // a terminal job of its own, as a shell would start it
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_until("the controller to deploy", || {
+        fake.dir.path().join("deployed").exists()
+    });
+    let group = nix::unistd::Pid::from_raw(i32::try_from(controller.id()).unwrap());
+
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).unwrap();
+
+    let status = controller.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "the controller died of Ctrl-C: {status:?}"
+    );
+    let record = fake.record();
+    assert_eq!(record.processes.len(), 2);
+    for process in &record.processes {
+        assert!(
+            process.id().is_running(),
+            "{process:?} died with the controller"
+        );
+        let group = procfs::stat(process.pid).unwrap().pgrp;
+        assert_eq!(
+            u32::try_from(group).unwrap(),
+            process.pid,
+            "leads its own group"
+        );
+    }
+    assert!(matches!(
+        fake.supervisor.observe(&key()).unwrap(),
+        ClusterObservation::Running {
+            taskmanagers: 1,
+            ..
+        }
+    ));
+    fake.supervisor.delete(&key()).unwrap();
+    assert!(ids(&record).iter().all(|p| !p.is_running()));
 }
