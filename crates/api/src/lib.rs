@@ -17,6 +17,7 @@ pub mod names;
 pub mod pod_template;
 pub mod reconciled;
 pub mod resource;
+pub mod schedule;
 pub mod session_job;
 pub mod snapshot;
 pub mod status;

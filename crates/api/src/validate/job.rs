@@ -249,14 +249,8 @@ pub(super) fn check_config(config: &FlinkConfiguration, out: &mut Vec<Problem>) 
         }
     }
     for key in DURATION_OR_CRON_KEYS {
-        let is_cron = config
-            .get(key)
-            .is_some_and(|v| v.split_whitespace().count() >= 5);
-        if !is_cron && let Err(e) = config.get_duration(key) {
-            out.push(Problem::new(
-                config_path(key),
-                format!("{e} (or a cron expression such as `0 0 * * * ?`)"),
-            ));
+        if let Some(Err(e)) = config.get(key).map(|v| crate::schedule::Schedule::parse(&v)) {
+            out.push(Problem::new(config_path(key), e.to_string()));
         }
     }
     for key in MEMORY_KEYS {
