@@ -45,7 +45,9 @@ impl fmt::Debug for CronSchedule {
 
 /// A schedule that is neither a duration nor a cron expression.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is neither a duration (e.g. `10 min`) nor a Quartz cron expression (e.g. `0 0 3 * * ?`): {reason}")]
+#[error(
+    "{value:?} is neither a duration (e.g. `10 min`) nor a Quartz cron expression (e.g. `0 0 3 * * ?`): {reason}"
+)]
 pub struct ScheduleError {
     /// The text as written.
     pub value: String,
@@ -167,10 +169,7 @@ mod tests {
 
     /// Epoch milliseconds of a UTC time written as RFC 3339.
     fn ms(rfc3339: &str) -> i64 {
-        rfc3339
-            .parse::<jiff::Timestamp>()
-            .unwrap()
-            .as_millisecond()
+        rfc3339.parse::<jiff::Timestamp>().unwrap().as_millisecond()
     }
 
     fn next(expr: &str, after: &str) -> String {

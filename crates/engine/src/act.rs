@@ -53,6 +53,26 @@ pub trait StatusStore: Send + Sync + 'static {
         &self,
         key: &ResourceKey,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates a `FlinkStateSnapshot` (in its own namespace). One that exists already under
+    /// that name is left as it is and counts as created.
+    fn create_snapshot(
+        &self,
+        snapshot: &api::FlinkStateSnapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let name = snapshot.metadata.name.clone().unwrap_or_default();
+        async move { Err(crate::snapshot::unsupported_store(&name)) }
+    }
+
+    /// Deletes a `FlinkStateSnapshot` (with Kubernetes semantics: it stays, marked for
+    /// deletion, until its finalizer is removed). A missing one counts as deleted.
+    fn delete_snapshot(
+        &self,
+        key: &ResourceKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let name = key.to_string();
+        async move { Err(crate::snapshot::unsupported_store(&name)) }
+    }
 }
 
 /// What one `act` did.
@@ -193,17 +213,34 @@ async fn run<B: ClusterBackend, S: StatusStore>(
             };
             flink_result(result.await)
         }
-        Action::FinishDeletion => match store.finish_deletion(key).await {
-            Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Failed {
-                message: e.message,
-                transient: e.transient,
-            },
+        Action::FinishDeletion => store_result(store.finish_deletion(key).await),
+        Action::TriggerCheckpoint { job_id, trigger_id } => flink_result(
+            crate::snapshot::act::trigger_checkpoint(backend, key, job_id, trigger_id).await,
+        ),
+        Action::DisposeSnapshot { path, via_flink } => {
+            crate::snapshot::act::dispose(backend, key, path, *via_flink).await
+        }
+        Action::CreateSnapshotResource(snapshot) => {
+            store_result(store.create_snapshot(snapshot).await)
+        }
+        Action::DeleteSnapshotResource { name } => {
+            let snapshot = ResourceKey::new(key.namespace.clone(), name.clone());
+            store_result(store.delete_snapshot(&snapshot).await)
+        }
+    }
+}
+
+fn store_result(result: Result<(), StoreError>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::Failed {
+            message: e.message,
+            transient: e.transient,
         },
     }
 }
 
-async fn savepoint<B: ClusterBackend>(
+pub(crate) async fn savepoint<B: ClusterBackend>(
     backend: &B,
     key: &ResourceKey,
     call: &SavepointCall,
@@ -241,7 +278,7 @@ async fn savepoint<B: ClusterBackend>(
     flink_result(result.await)
 }
 
-fn flink_result(result: Result<(), String>) -> Outcome {
+pub(crate) fn flink_result(result: Result<(), String>) -> Outcome {
     match result {
         Ok(()) => Outcome::Done,
         // The next pass observes the job and the trigger and decides again.
@@ -347,6 +384,7 @@ mod tests {
             trigger: None,
             latest_checkpoint: None,
             failure_cause: None,
+            snapshots: Default::default(),
         };
         decide(DecideInput {
             resource: d,

@@ -36,6 +36,31 @@ pub enum Action {
     /// The resource is being deleted and its cluster is gone: let the store drop it (remove the
     /// finalizer; locally, the file).
     FinishDeletion,
+    /// Take a checkpoint of the running job, under a trigger id already recorded in the status.
+    TriggerCheckpoint {
+        /// The job.
+        job_id: String,
+        /// The trigger id, recorded in `status.jobStatus.checkpointInfo.triggerId` first.
+        trigger_id: String,
+    },
+    /// Delete the files of a savepoint: through the JobManager's disposal API when
+    /// `via_flink` (a cluster runs), else directly on storage through the backend. A path
+    /// that is already gone counts as disposed.
+    DisposeSnapshot {
+        /// The savepoint (or checkpoint) directory.
+        path: String,
+        /// Dispose through the running JobManager.
+        via_flink: bool,
+    },
+    /// Create a `FlinkStateSnapshot` (a snapshot the operator takes itself), after the status
+    /// records that it is to be created. Creating one that exists already is a no-op.
+    CreateSnapshotResource(Box<api::FlinkStateSnapshot>),
+    /// Delete a `FlinkStateSnapshot` of this deployment (retention); its own finalizer disposes
+    /// its files first when it says so.
+    DeleteSnapshotResource {
+        /// Its name (same namespace).
+        name: String,
+    },
 }
 
 /// The arguments of a savepoint or stop-with-savepoint call.
@@ -72,6 +97,10 @@ impl Action {
             Action::TriggerSavepoint(_) => "trigger-savepoint",
             Action::CancelJob { .. } => "cancel-job",
             Action::FinishDeletion => "finish-deletion",
+            Action::TriggerCheckpoint { .. } => "trigger-checkpoint",
+            Action::DisposeSnapshot { .. } => "dispose-snapshot",
+            Action::CreateSnapshotResource(_) => "create-snapshot-resource",
+            Action::DeleteSnapshotResource { .. } => "delete-snapshot-resource",
         }
     }
 }
@@ -136,6 +165,16 @@ pub enum EventReason {
     UpgradeBlocked,
     /// A backend or REST call failed.
     Error,
+    /// A snapshot was triggered (periodic, manual, or a `FlinkStateSnapshot`).
+    SnapshotTriggered,
+    /// A checkpoint completed.
+    CheckpointCreated,
+    /// A checkpoint failed.
+    CheckpointError,
+    /// A snapshot was abandoned: its job does not run (any more).
+    SnapshotAbandoned,
+    /// Disposing a snapshot's files failed.
+    CleanupFailed,
 }
 
 impl EventReason {
@@ -154,6 +193,11 @@ impl EventReason {
             EventReason::Cleanup => "Cleanup",
             EventReason::UpgradeBlocked => "UpgradeBlocked",
             EventReason::Error => "Error",
+            EventReason::SnapshotTriggered => "SnapshotTriggered",
+            EventReason::CheckpointCreated => "CheckpointCreated",
+            EventReason::CheckpointError => "CheckpointError",
+            EventReason::SnapshotAbandoned => "SnapshotAbandoned",
+            EventReason::CleanupFailed => "CleanupFailed",
         }
     }
 }

@@ -107,4 +107,15 @@ pub trait ClusterBackend: Send + Sync + 'static {
         dir: &str,
         job_id: &str,
     ) -> impl Future<Output = Option<String>> + Send;
+
+    /// Deletes the files of the snapshot at `path` directly on storage, for when no JobManager
+    /// runs that could dispose it. A path that does not exist counts as deleted. `None` when
+    /// this backend cannot reach that storage (the engine then needs a running cluster).
+    fn dispose_snapshot(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Option<Result<(), BackendError>>> + Send {
+        let _ = path;
+        async { None }
+    }
 }

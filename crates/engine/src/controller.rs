@@ -31,6 +31,16 @@ pub trait ResourceStore: StatusStore {
         &self,
         key: &ResourceKey,
     ) -> impl Future<Output = Result<Option<FlinkDeployment>, StoreError>> + Send;
+
+    /// The `FlinkStateSnapshot`s whose `jobReference` names the deployment `key` (for periodic
+    /// snapshots and retention). None when the store has no snapshot resources.
+    fn snapshots_of(
+        &self,
+        key: &ResourceKey,
+    ) -> impl Future<Output = Result<Vec<api::FlinkStateSnapshot>, StoreError>> + Send {
+        let _ = key;
+        async { Ok(Vec::new()) }
+    }
 }
 
 /// Timing of the controller itself (the engine's timing is in [`Settings`]).
@@ -102,7 +112,8 @@ pub async fn reconcile<B: ClusterBackend, S: ResourceStore>(
         return Ok(PassResult::Gone);
     };
     let needs = observe_needs(&resource, settings);
-    let observation = observe(backend, key, &needs).await?;
+    let mut observation = observe(backend, key, &needs).await?;
+    observation.snapshots.resources = store.snapshots_of(key).await?;
     let now = now_ms();
     let fresh = FreshIds::generate();
     let decision = decide(DecideInput {
@@ -249,7 +260,7 @@ async fn resource_task<B: ClusterBackend, S: ResourceStore>(
 }
 
 /// `start · 2^(failures-1)`, capped.
-fn backoff(options: &ControllerOptions, failures: u32) -> Duration {
+pub(crate) fn backoff(options: &ControllerOptions, failures: u32) -> Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
     options
         .backoff_start

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod plan;
 pub mod plan_builder;
 pub mod settings;
+pub mod snapshot;
 
 pub use act::{ActReport, FINALIZER, StatusStore, StoreError, act};
 pub use action::{Action, Event, EventReason, EventType, Outcome, SavepointCall};
@@ -26,8 +27,8 @@ pub use decide::{
 };
 pub use lifecycle::lifecycle_state;
 pub use observation::{
-    CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, TriggerObservation,
-    TriggerState,
+    CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, SnapshotObservation,
+    TriggerObservation, TriggerState,
 };
 pub use observe::observe;
 pub use plan::{ClusterMode, ClusterPlan, JobPlan, ProcessPlan, RestorePlan};

@@ -16,6 +16,19 @@ pub struct Observation {
     pub latest_checkpoint: Option<CheckpointRef>,
     /// Root cause of a FAILED job (from Flink's exception history).
     pub failure_cause: Option<String>,
+    /// Snapshot bookkeeping: the legacy checkpoint trigger, the `FlinkStateSnapshot`s of this
+    /// deployment.
+    pub snapshots: SnapshotObservation,
+}
+
+/// What periodic, manual and upgrade snapshots and their retention need to know.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SnapshotObservation {
+    /// The checkpoint trigger recorded in `checkpointInfo.triggerId`, if one is pending.
+    pub checkpoint_trigger: Option<TriggerObservation>,
+    /// `FlinkStateSnapshot` resources whose `jobReference` names this deployment (read from
+    /// the store, not from the backend).
+    pub resources: Vec<api::FlinkStateSnapshot>,
 }
 
 /// The cluster as its backend sees it.

@@ -27,6 +27,7 @@ pub async fn observe<B: ClusterBackend>(
         trigger: None,
         latest_checkpoint: None,
         failure_cause: None,
+        snapshots: Default::default(),
     };
     let job_id = needs
         .job_id
@@ -42,6 +43,10 @@ pub async fn observe<B: ClusterBackend>(
             if let Some(trigger) = &needs.trigger_id {
                 obs.trigger = observe_trigger(client, job, trigger).await;
             }
+            if let Some(trigger) = &needs.checkpoint_trigger_id {
+                obs.snapshots.checkpoint_trigger =
+                    crate::snapshot::observe::checkpoint_trigger(client, job, trigger).await;
+            }
             if info.state == FlinkJobState::Failed {
                 obs.failure_cause = client
                     .job_exceptions(job, Some(1))
@@ -50,11 +55,13 @@ pub async fn observe<B: ClusterBackend>(
                     .and_then(|e| e.root_cause)
                     .map(|c| c.root_cause.unwrap_or(c.message));
             }
-        } else if let (JobObservation::NotFound, Some(trigger)) = (&obs.job, &needs.trigger_id) {
-            obs.trigger = Some(TriggerObservation {
-                trigger_id: trigger.clone(),
+        } else if obs.job == JobObservation::NotFound {
+            let unknown = |t: &String| TriggerObservation {
+                trigger_id: t.clone(),
                 state: TriggerState::Unknown,
-            });
+            };
+            obs.trigger = needs.trigger_id.as_ref().map(unknown);
+            obs.snapshots.checkpoint_trigger = needs.checkpoint_trigger_id.as_ref().map(unknown);
         }
     }
     if needs.latest_checkpoint {
@@ -108,7 +115,7 @@ async fn observe_job(client: &FlinkClient, job: &JobId) -> JobObservation {
     })
 }
 
-async fn observe_trigger(
+pub(crate) async fn observe_trigger(
     client: &FlinkClient,
     job: &JobId,
     trigger: &str,

@@ -191,6 +191,25 @@ impl FlinkClient {
         Ok(self.checkpoints(job).await?.latest.completed)
     }
 
+    /// One checkpoint's statistics (`GET /jobs/:jobid/checkpoints/details/:checkpointid`),
+    /// with its `external_path` once complete. [`crate::Error::NotFound`] while the (cached)
+    /// statistics do not list it yet.
+    pub async fn checkpoint_details(
+        &self,
+        job: &JobId,
+        checkpoint: u64,
+    ) -> Result<CheckpointSummary> {
+        let id = checkpoint.to_string();
+        self.get(Call::get(&[
+            "jobs",
+            job.as_str(),
+            "checkpoints",
+            "details",
+            id.as_str(),
+        ]))
+        .await
+    }
+
     /// A job's checkpoint configuration.
     pub async fn checkpoint_config(&self, job: &JobId) -> Result<CheckpointConfig> {
         self.get(Call::get(&["jobs", job.as_str(), "checkpoints", "config"]))

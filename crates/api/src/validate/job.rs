@@ -249,7 +249,10 @@ pub(super) fn check_config(config: &FlinkConfiguration, out: &mut Vec<Problem>) 
         }
     }
     for key in DURATION_OR_CRON_KEYS {
-        if let Some(Err(e)) = config.get(key).map(|v| crate::schedule::Schedule::parse(&v)) {
+        if let Some(Err(e)) = config
+            .get(key)
+            .map(|v| crate::schedule::Schedule::parse(&v))
+        {
             out.push(Problem::new(config_path(key), e.to_string()));
         }
     }

@@ -22,6 +22,7 @@ mod delete;
 mod deploy;
 mod observe_status;
 mod outcome;
+pub(crate) mod snapshots;
 mod suspend;
 mod upgrade;
 
@@ -100,6 +101,8 @@ pub struct ObserveNeeds {
     pub job_id: Option<String>,
     /// The savepoint trigger in flight (`savepointInfo.triggerId`).
     pub trigger_id: Option<String>,
+    /// The checkpoint trigger in flight (`checkpointInfo.triggerId`).
+    pub checkpoint_trigger_id: Option<String>,
     /// Whether the latest completed checkpoint is needed (last-state mode).
     pub latest_checkpoint: bool,
     /// The checkpoint directory of the running cluster, for finding the latest checkpoint on
@@ -155,6 +158,7 @@ pub fn observe_needs(resource: &FlinkDeployment, settings: &Settings) -> Observe
     ObserveNeeds {
         job_id: job.job_id.clone(),
         trigger_id: job.savepoint_info.and_then(|s| s.trigger_id),
+        checkpoint_trigger_id: job.checkpoint_info.and_then(|c| c.trigger_id),
         latest_checkpoint: job.job_id.is_some()
             && (last_state(&resource.spec) || target.as_ref().is_some_and(last_state)),
         checkpoint_dir: plan_builder::checkpoint_dir(&key, running_spec, settings),
@@ -250,6 +254,10 @@ impl<'a> Cx<'a> {
 
     fn finish(mut self) -> Decision {
         self.status.lifecycle_state = Some(lifecycle_state(&self.status, self.deleting));
+        // Snapshot resources are bookkeeping: created last, so their failure never holds up a
+        // step of the job (`act` stops at the first failed action).
+        self.actions
+            .sort_by_key(|a| matches!(a, Action::CreateSnapshotResource(_)));
         Decision {
             status: self.status,
             actions: self.actions,

@@ -17,6 +17,7 @@ const MAX_LOG_TAIL: usize = 1500;
 
 /// Folds what was observed into the status. Nothing here acts.
 pub(super) fn fold(cx: &mut Cx<'_>) {
+    super::snapshots::fold(cx);
     fold_trigger(cx);
     fold_job(cx);
     fold_cluster(cx);
@@ -84,9 +85,7 @@ fn fold_trigger(cx: &mut Cx<'_>) {
             };
             let sp = cx.savepoint_info();
             sp.last_savepoint = Some(savepoint.clone());
-            sp.savepoint_history
-                .get_or_insert_with(Vec::new)
-                .push(savepoint);
+            super::snapshots::record_completed_savepoint(cx, savepoint);
             if trigger_type == SnapshotTriggerType::Upgrade {
                 cx.set_restore_path(Some(location.clone()));
             }
@@ -259,6 +258,7 @@ pub(super) fn steady(
     if spec_valid {
         manual_savepoint(cx, target, job_running);
     }
+    super::snapshots::steady(cx, target, job_running, spec_valid);
     if !(job_running && ready) || cx.trigger_pending() {
         let settled = matches!(
             cx.observed_job().map(|j| j.state),
@@ -293,6 +293,9 @@ fn manual_savepoint(
         || !job_running
         || cx.savepoint_failed
     {
+        return;
+    }
+    if super::snapshots::manual_savepoint_resource(cx, target, wanted) {
         return;
     }
     let Some(job_id) = cx.job_id() else {

@@ -6,8 +6,11 @@ use api::{
 };
 
 use super::SAVEPOINT_FAILED;
+use super::snapshots::{CHECKPOINT_FAILED, clear_pending};
 use crate::action::{Action, Event, EventReason, Outcome};
 use crate::lifecycle::lifecycle_state;
+use crate::snapshot::SnapshotKind;
+use crate::snapshot::decide::same_path;
 
 /// The status after `action` ended with `outcome`, and the events it deserves.
 ///
@@ -24,6 +27,9 @@ pub fn apply_outcome(
     let deleting = status.lifecycle_state == Some(ResourceLifecycleState::Deleting);
     match outcome {
         Outcome::Done => done(&mut status, action, now_ms, &mut events),
+        Outcome::Failed { message, .. } if snapshot_bookkeeping(action) => {
+            failed_bookkeeping(&mut status, action, message, &mut events);
+        }
         Outcome::Failed { message, .. } => {
             let (reason, text) = match action {
                 Action::StopWithSavepoint(c) | Action::TriggerSavepoint(c) => (
@@ -31,6 +37,12 @@ pub fn apply_outcome(
                     format!(
                         "{SAVEPOINT_FAILED}could not trigger savepoint {}: {message}",
                         c.trigger_id
+                    ),
+                ),
+                Action::TriggerCheckpoint { trigger_id, .. } => (
+                    EventReason::CheckpointError,
+                    format!(
+                        "{CHECKPOINT_FAILED}could not trigger checkpoint {trigger_id}: {message}"
                     ),
                 ),
                 other => (
@@ -85,10 +97,83 @@ fn done(status: &mut FlinkDeploymentStatus, action: &Action, now_ms: i64, events
                 format!("Scaled to {taskmanagers} TaskManagers"),
             ));
         }
+        Action::DisposeSnapshot { path, .. } => {
+            // Only now, with its files gone, is the record dropped.
+            if let Some(history) = status
+                .job_status
+                .as_mut()
+                .and_then(|j| j.savepoint_info.as_mut())
+                .and_then(|s| s.savepoint_history.as_mut())
+            {
+                history.retain(|sp| !sp.location.as_deref().is_some_and(|l| same_path(l, path)));
+            }
+            events.push(Event::normal(
+                EventReason::Cleanup,
+                format!("Disposed savepoint {path} and dropped it from the history"),
+            ));
+        }
+        Action::CreateSnapshotResource(snapshot) => {
+            let kind = SnapshotKind::of(snapshot);
+            let trigger = crate::snapshot::trigger_type(snapshot);
+            let at = crate::snapshot::created_ms(snapshot);
+            clear_pending(status, kind, trigger, at);
+            if status
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(CREATE_FAILED))
+            {
+                status.error = None;
+            }
+        }
         Action::StopWithSavepoint(_)
         | Action::TriggerSavepoint(_)
+        | Action::TriggerCheckpoint { .. }
+        | Action::DeleteSnapshotResource { .. }
         | Action::CancelJob { .. }
         | Action::FinishDeletion => {}
+    }
+}
+
+/// Prefix of `status.error` when a snapshot resource could not be created.
+const CREATE_FAILED: &str = "Could not create FlinkStateSnapshot ";
+
+/// Retention and snapshot-resource steps: their failure is reported, retried by the next pass,
+/// and never an error of the job.
+fn snapshot_bookkeeping(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::DisposeSnapshot { .. }
+            | Action::CreateSnapshotResource(_)
+            | Action::DeleteSnapshotResource { .. }
+    )
+}
+
+fn failed_bookkeeping(
+    status: &mut FlinkDeploymentStatus,
+    action: &Action,
+    message: &str,
+    events: &mut Vec<Event>,
+) {
+    match action {
+        Action::DisposeSnapshot { path, .. } => events.push(Event::warning(
+            EventReason::CleanupFailed,
+            format!(
+                "Could not dispose savepoint {path}: {message}; it stays in the history and is                  retried"
+            ),
+        )),
+        Action::CreateSnapshotResource(snapshot) => {
+            let name = snapshot.metadata.name.clone().unwrap_or_default();
+            let text = format!("{CREATE_FAILED}{name}: {message}; retried");
+            if status.error.as_deref() != Some(text.as_str()) {
+                events.push(Event::warning(EventReason::Error, text.clone()));
+            }
+            status.error = Some(text);
+        }
+        Action::DeleteSnapshotResource { name } => events.push(Event::warning(
+            EventReason::CleanupFailed,
+            format!("Could not delete FlinkStateSnapshot {name}: {message}; retried"),
+        )),
+        _ => {}
     }
 }
 
@@ -101,5 +186,9 @@ fn describe(action: &Action) -> &'static str {
         Action::TriggerSavepoint(_) => "trigger a savepoint",
         Action::CancelJob { .. } => "cancel the job",
         Action::FinishDeletion => "finish the deletion",
+        Action::TriggerCheckpoint { .. } => "trigger a checkpoint",
+        Action::DisposeSnapshot { .. } => "dispose a savepoint",
+        Action::CreateSnapshotResource(_) => "create a FlinkStateSnapshot",
+        Action::DeleteSnapshotResource { .. } => "delete a FlinkStateSnapshot",
     }
 }

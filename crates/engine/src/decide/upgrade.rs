@@ -42,6 +42,7 @@ pub(super) fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSp
             let mut spec = cx.desired.clone();
             if let (Some(job), Some(old)) = (spec.job.as_mut(), target.spec.job.as_ref()) {
                 job.savepoint_trigger_nonce = old.savepoint_trigger_nonce;
+                job.checkpoint_trigger_nonce = old.checkpoint_trigger_nonce;
             }
             if cx.set_target(&spec, is_first_deployment(&target)) {
                 target.spec = spec;

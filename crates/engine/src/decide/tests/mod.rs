@@ -20,6 +20,15 @@ pub(super) const OLD_JOB: &str = "00000000000000000000000000000001";
 pub(super) const NEW_JOB: &str = "0000000000000000000000000000000f";
 pub(super) const TRIGGER: &str = "000000000000000000000000000000aa";
 
+/// The actions of a decision that act on the job or cluster (not snapshot resources).
+pub(super) fn job_actions(d: &Decision) -> Vec<Action> {
+    d.actions
+        .iter()
+        .filter(|a| !matches!(a, Action::CreateSnapshotResource(_)))
+        .cloned()
+        .collect()
+}
+
 pub(super) fn settings() -> Settings {
     Settings {
         observe_interval: Duration::from_secs(2),
@@ -117,6 +126,7 @@ pub(super) fn running_cluster(job: JobObservation) -> Observation {
         trigger: None,
         latest_checkpoint: None,
         failure_cause: None,
+        snapshots: Default::default(),
     }
 }
 
@@ -129,6 +139,7 @@ pub(super) fn absent() -> Observation {
         trigger: None,
         latest_checkpoint: None,
         failure_cause: None,
+        snapshots: Default::default(),
     }
 }
 

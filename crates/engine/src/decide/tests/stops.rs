@@ -66,7 +66,23 @@ fn savepoint_upgrade_waits_for_the_stop_then_deletes_then_deploys_from_the_savep
         },
     });
     let stopped = run(&d, &obs);
-    assert_eq!(stopped.actions, vec![Action::DeleteCluster]);
+    assert_eq!(job_actions(&stopped), vec![Action::DeleteCluster]);
+    // the upgrade savepoint is also registered as a FlinkStateSnapshot, created last
+    match stopped.actions.last() {
+        Some(Action::CreateSnapshotResource(s)) => {
+            let sp = s.spec.savepoint.as_ref().unwrap();
+            assert_eq!(
+                sp.path.as_deref(),
+                Some("file:/fp/savepoints/savepoint-abc")
+            );
+            assert_eq!(sp.already_exists, Some(true));
+            assert_eq!(
+                crate::snapshot::trigger_type(s),
+                api::SnapshotTriggerType::Upgrade
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         path_of(&stopped).as_deref(),
         Some("file:/fp/savepoints/savepoint-abc")
@@ -365,7 +381,7 @@ fn suspend_takes_a_savepoint_and_ends_suspended_with_the_path_kept() {
         },
     });
     let step2 = run(&d, &obs);
-    assert_eq!(step2.actions, vec![Action::DeleteCluster]);
+    assert_eq!(job_actions(&step2), vec![Action::DeleteCluster]);
     let d = acted(&d, &step2);
     let step3 = run(&d, &absent());
     assert!(step3.actions.is_empty());
@@ -476,7 +492,7 @@ fn savepoint_on_deletion_stops_with_a_savepoint_first() {
         },
     });
     let step2 = run(&d, &obs);
-    assert_eq!(step2.actions, vec![Action::DeleteCluster]);
+    assert_eq!(job_actions(&step2), vec![Action::DeleteCluster]);
     let last = step2
         .status
         .job_status

@@ -191,6 +191,7 @@ fn jobmanager_status_follows_the_observation(
         trigger: None,
         latest_checkpoint: None,
         failure_cause: None,
+        snapshots: Default::default(),
     };
     let decision = run(&d, &obs);
     assert_eq!(decision.status.job_manager_deployment_status, expected);
@@ -295,7 +296,11 @@ fn an_invalid_change_leaves_the_running_job_alone(
 
 #[test]
 fn manual_savepoint_nonce_triggers_a_savepoint_once() {
-    let d = deployed(app(UpgradeMode::Savepoint));
+    // the legacy way: without snapshot resources, recorded in savepointInfo
+    let d = deployed(
+        app(UpgradeMode::Savepoint)
+            .with_config(crate::decide::snapshots::SNAPSHOT_RESOURCE_ENABLED, "false"),
+    );
     let mut changed = d.clone();
     changed.spec.job.as_mut().unwrap().savepoint_trigger_nonce = Some(7);
     let running = running_cluster(job(OLD_JOB, FlinkJobState::Running));
