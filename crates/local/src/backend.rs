@@ -269,6 +269,18 @@ impl ClusterBackend for LocalBackend {
             .flatten()
     }
 
+    async fn dispose_snapshot(&self, path: &str) -> Option<Result<(), BackendError>> {
+        let uri = path.to_string();
+        let result = tokio::task::spawn_blocking(move || snapshots::dispose(&uri))
+            .await
+            .ok()
+            .flatten()?;
+        Some(result.map_err(|e| BackendError::Transient {
+            key: ResourceKey::new("storage", "local"),
+            message: format!("cannot delete the snapshot {path}: {e}"),
+        }))
+    }
+
     async fn latest_checkpoint_on_storage(&self, dir: &str, job_id: &str) -> Option<String> {
         let (dir, job_id) = (dir.to_string(), job_id.to_string());
         tokio::task::spawn_blocking(move || snapshots::latest_checkpoint(&dir, &job_id))

@@ -48,6 +48,38 @@ pub(crate) fn latest_checkpoint(dir: &str, job_id: &str) -> Option<String> {
     ))
 }
 
+/// Deletes the snapshot directory at `uri` (a savepoint dir or a `chk-N` dir, or its
+/// `_metadata`). Only a directory that is recognisably a snapshot is deleted: one holding
+/// `_metadata`, or named like Flink names them (`savepoint-…`, `chk-N`), or empty — never an
+/// arbitrary directory a mistyped path names. A missing one is `Ok`. `None` when `uri` is not
+/// on this machine.
+pub(crate) fn dispose(uri: &str) -> Option<std::io::Result<()>> {
+    let mut path = local_path(uri)?;
+    if path.file_name().is_some_and(|n| n == "_metadata") {
+        path.pop();
+    }
+    if !path.exists() {
+        return Some(Ok(()));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let flink_named = name.starts_with("savepoint-")
+        || name
+            .strip_prefix("chk-")
+            .is_some_and(|n| n.parse::<u64>().is_ok());
+    let empty = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
+    if !(is_complete(&path) || flink_named || empty) {
+        return Some(Err(std::io::Error::other(format!(
+            "{} does not look like a savepoint or checkpoint (no _metadata, not named \
+             savepoint-… or chk-N); not deleting it",
+            path.display()
+        ))));
+    }
+    Some(std::fs::remove_dir_all(&path))
+}
+
 fn is_complete(dir: &Path) -> bool {
     dir.join("_metadata").is_file()
 }
@@ -94,6 +126,34 @@ mod tests {
         assert_eq!(snapshot_exists("relative/path"), None);
         assert_eq!(snapshot_exists("file://host/x"), None);
         assert_eq!(latest_checkpoint("s3://bucket/chk", "abc"), None);
+    }
+
+    #[test]
+    fn disposal_removes_snapshot_directories_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let sp = dir.path().join("savepoint-0a1b2c-d3e4f5");
+        std::fs::create_dir_all(&sp).unwrap();
+        std::fs::write(sp.join("_metadata"), b"x").unwrap();
+        std::fs::write(sp.join("state"), b"x").unwrap();
+        let uri = format!("file://{}", sp.display());
+        assert!(dispose(&uri).unwrap().is_ok());
+        assert!(!sp.exists());
+        assert!(dispose(&uri).unwrap().is_ok(), "already gone is fine");
+
+        // a half-disposed checkpoint (no _metadata) named like one goes too
+        let chk = dir.path().join("job").join("chk-7");
+        std::fs::create_dir_all(&chk).unwrap();
+        std::fs::write(chk.join("data"), b"x").unwrap();
+        assert!(dispose(&chk.display().to_string()).unwrap().is_ok());
+        assert!(!chk.exists());
+
+        // anything else is refused and kept
+        let other = dir.path().join("important");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("file"), b"x").unwrap();
+        assert!(dispose(&other.display().to_string()).unwrap().is_err());
+        assert!(other.join("file").exists());
+        assert!(dispose("s3://bucket/savepoint-1").is_none());
     }
 
     #[test]

@@ -241,6 +241,25 @@ impl LocalStore {
         stored.ok_or_else(|| not_found::<K>(key))
     }
 
+    /// Replaces the labels (the controller keeps a snapshot's state labels current). Neither
+    /// the spec nor `generation` changes; nothing is written when they are the same.
+    pub fn set_labels<K: StoredObject>(
+        &self,
+        key: &ResourceKey,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Result<K, StoreError> {
+        let stored = self.transact::<K>(key, |current| {
+            let object = current.as_mut().ok_or_else(|| not_found::<K>(key))?;
+            let labels = (!labels.is_empty()).then_some(labels);
+            if object.meta().labels == labels {
+                return Ok(Write::Nothing);
+            }
+            object.meta_mut().labels = labels;
+            Ok(Write::Put)
+        })?;
+        stored.ok_or_else(|| not_found::<K>(key))
+    }
+
     /// Changes the spec in place (suspend, resume, a savepoint or restart nonce), bumping
     /// `generation` when it changed. Nothing is written when `change` leaves it as it was.
     pub fn patch_spec<K: StoredObject>(
