@@ -158,7 +158,8 @@ fn failed_bookkeeping(
         Action::DisposeSnapshot { path, .. } => events.push(Event::warning(
             EventReason::CleanupFailed,
             format!(
-                "Could not dispose savepoint {path}: {message}; it stays in the history and is                  retried"
+                "Could not dispose savepoint {path}: {message}; it stays in the history and is \
+                 retried"
             ),
         )),
         Action::CreateSnapshotResource(snapshot) => {

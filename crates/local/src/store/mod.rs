@@ -129,20 +129,7 @@ impl LocalStore {
         let stored = self.transact::<K>(&key, |current| {
             match current {
                 None => {
-                    let mut created = object;
-                    let incoming = created.meta().clone();
-                    let meta = created.meta_mut();
-                    *meta = Default::default();
-                    meta.name = Some(key.name.clone());
-                    meta.namespace = Some(key.namespace.clone());
-                    meta.labels = incoming.labels;
-                    meta.annotations = incoming.annotations;
-                    meta.finalizers = incoming.finalizers.filter(|f| !f.is_empty());
-                    meta.uid = Some(new_uid());
-                    meta.creation_timestamp = Some(now());
-                    meta.generation = Some(1);
-                    *created.status_mut() = None;
-                    *current = Some(created);
+                    *current = Some(fresh(object, &key));
                     outcome = ApplyOutcome::Created;
                 }
                 Some(existing) => {
@@ -165,6 +152,29 @@ impl LocalStore {
             Ok(Write::Put)
         })?;
         Ok((outcome, stored.ok_or_else(|| not_found::<K>(&key))?))
+    }
+
+    /// Creates the object unless one of that name exists, which is left exactly as it is
+    /// (the operator's own snapshot resources: creating one twice is harmless). Returns
+    /// whether it was created.
+    pub fn create<K: StoredObject>(&self, object: K) -> Result<bool, StoreError> {
+        let namespace = object
+            .meta()
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+        let name = object.meta().name.clone().unwrap_or_default();
+        let key = ResourceKey::new(namespace, name);
+        let mut created = false;
+        self.transact::<K>(&key, |current| {
+            if current.is_some() {
+                return Ok(Write::Nothing);
+            }
+            *current = Some(fresh(object, &key));
+            created = true;
+            Ok(Write::Put)
+        })?;
+        Ok(created)
     }
 
     /// The object, or `None` when it does not exist.
@@ -469,6 +479,25 @@ impl LocalStore {
         fsutil::write_atomic(&path, format!("{revision}\n").as_bytes())
             .map_err(StoreError::io("write", &path))
     }
+}
+
+/// A new object as the API server stores it: name and namespace from `key`, labels,
+/// annotations and finalizers from the request, a fresh uid, creation time and generation 1,
+/// no status.
+fn fresh<K: StoredObject>(mut object: K, key: &ResourceKey) -> K {
+    let incoming = object.meta().clone();
+    let meta = object.meta_mut();
+    *meta = Default::default();
+    meta.name = Some(key.name.clone());
+    meta.namespace = Some(key.namespace.clone());
+    meta.labels = incoming.labels;
+    meta.annotations = incoming.annotations;
+    meta.finalizers = incoming.finalizers.filter(|f| !f.is_empty());
+    meta.uid = Some(new_uid());
+    meta.creation_timestamp = Some(now());
+    meta.generation = Some(1);
+    *object.status_mut() = None;
+    object
 }
 
 fn read_object<K: StoredObject>(path: &Path) -> Result<Option<K>, StoreError> {

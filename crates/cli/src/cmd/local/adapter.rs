@@ -1,10 +1,14 @@
 //! The local file store seen through the engine's store traits: status writes, events and
-//! finalizers for `act`, cheap polling for the controller. The store is synchronous (small
+//! finalizers for `act`, cheap polling for the controllers (deployments and
+//! `FlinkStateSnapshot`s). The store is synchronous (small
 //! files, fsync), so each call runs on the blocking pool.
 
 use std::sync::Arc;
 
-use api::{FlinkDeployment, FlinkDeploymentStatus};
+use std::collections::BTreeMap;
+
+use api::{FlinkDeployment, FlinkDeploymentStatus, FlinkStateSnapshot, FlinkStateSnapshotStatus};
+use engine::snapshot::{SNAPSHOT_FINALIZER, SnapshotStore};
 use engine::{Event, FINALIZER, ResourceKey, ResourceStore, StatusStore, StoreError};
 use local::EventType;
 use local::LocalStore;
@@ -92,6 +96,17 @@ impl StatusStore for StoreAdapter {
         })
         .await
     }
+
+    async fn create_snapshot(&self, snapshot: &FlinkStateSnapshot) -> Result<(), StoreError> {
+        let snapshot = snapshot.clone();
+        self.blocking(move |s| s.create(snapshot).map(|_| ())).await
+    }
+
+    async fn delete_snapshot(&self, key: &ResourceKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| s.mark_deleted::<FlinkStateSnapshot>(&key).map(|_| ()))
+            .await
+    }
 }
 
 impl ResourceStore for StoreAdapter {
@@ -106,5 +121,100 @@ impl ResourceStore for StoreAdapter {
     async fn get(&self, key: &ResourceKey) -> Result<Option<FlinkDeployment>, StoreError> {
         let key = key.clone();
         self.blocking(move |s| s.get::<FlinkDeployment>(&key)).await
+    }
+
+    async fn snapshots_of(&self, key: &ResourceKey) -> Result<Vec<FlinkStateSnapshot>, StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| {
+            let all = s.list_namespace::<FlinkStateSnapshot>(&key.namespace)?;
+            Ok(all
+                .into_iter()
+                .filter(|snapshot| engine::snapshot::refers_to(snapshot, &key))
+                .collect())
+        })
+        .await
+    }
+}
+
+impl SnapshotStore for StoreAdapter {
+    async fn snapshot_revision(&self) -> Result<u64, StoreError> {
+        self.blocking(LocalStore::revision).await
+    }
+
+    async fn list_snapshots(&self) -> Result<Vec<FlinkStateSnapshot>, StoreError> {
+        self.blocking(LocalStore::list::<FlinkStateSnapshot>).await
+    }
+
+    async fn get_snapshot(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Option<FlinkStateSnapshot>, StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| s.get::<FlinkStateSnapshot>(&key))
+            .await
+    }
+
+    async fn get_deployment(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Option<FlinkDeployment>, StoreError> {
+        ResourceStore::get(self, key).await
+    }
+
+    async fn write_snapshot_status(
+        &self,
+        key: &ResourceKey,
+        status: &FlinkStateSnapshotStatus,
+    ) -> Result<(), StoreError> {
+        let (key, status) = (key.clone(), status.clone());
+        self.blocking(move |s| {
+            s.modify_status::<FlinkStateSnapshot>(&key, |current| *current = Some(status))
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn set_snapshot_labels(
+        &self,
+        key: &ResourceKey,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let (key, labels) = (key.clone(), labels.clone());
+        self.blocking(move |s| s.set_labels::<FlinkStateSnapshot>(&key, labels).map(|_| ()))
+            .await
+    }
+
+    async fn record_snapshot_events(
+        &self,
+        key: &ResourceKey,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        let events: Vec<local::Event> = events.iter().map(local_event).collect();
+        self.blocking(move |s| {
+            for e in &events {
+                s.record_event::<FlinkStateSnapshot>(&key, e)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_snapshot_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| {
+            s.add_finalizer::<FlinkStateSnapshot>(&key, SNAPSHOT_FINALIZER)
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn remove_snapshot_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| {
+            s.remove_finalizer::<FlinkStateSnapshot>(&key, SNAPSHOT_FINALIZER)
+                .map(|_| ())
+        })
+        .await
     }
 }

@@ -1,12 +1,13 @@
-//! `flinkpilot local apply -f FILE…`: validate manifests, then create or update them in the
-//! store. Nothing is written unless every document is valid.
+//! `flinkpilot local apply -f FILE…`: validate manifests (`FlinkDeployment`s and
+//! `FlinkStateSnapshot`s), then create or update them in the store. Nothing is written unless
+//! every document is valid.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use api::FlinkDeployment;
 use api::manifest::{Content, Resource, parse_documents};
+use api::{FlinkDeployment, FlinkStateSnapshot};
 use local::ApplyOutcome;
 
 use super::Local;
@@ -20,11 +21,22 @@ pub struct Args {
     pub files: Vec<PathBuf>,
 }
 
-/// Reads and validates every deployment in `files` (each against what the store already holds,
-/// so invalid changes are caught too). Fails listing every problem; nothing is written.
-pub fn read_valid(local: &Local, files: &[PathBuf]) -> anyhow::Result<Vec<FlinkDeployment>> {
+/// The valid resources of a set of manifests, in the order they were given.
+#[derive(Debug, Default)]
+pub struct Manifests {
+    /// Deployments.
+    pub deployments: Vec<FlinkDeployment>,
+    /// Snapshots.
+    pub snapshots: Vec<FlinkStateSnapshot>,
+}
+
+/// Reads and validates every deployment and snapshot in `files` (deployments against what the
+/// store already holds, so invalid changes are caught too). Fails listing every problem;
+/// nothing is written.
+pub fn read_valid(local: &Local, files: &[PathBuf]) -> anyhow::Result<Manifests> {
     let mut problems = Vec::new();
     let mut out = Vec::new();
+    let mut snapshots = Vec::new();
     for path in files {
         for file in expand(path)? {
             let input = read_input(&file);
@@ -57,6 +69,19 @@ pub fn read_valid(local: &Local, files: &[PathBuf]) -> anyhow::Result<Vec<FlinkD
                             }
                             out.push(d);
                         }
+                        Resource::Snapshot(mut snapshot) => {
+                            if snapshot.metadata.namespace.is_none() {
+                                snapshot.metadata.namespace = Some(local.namespace.clone());
+                            }
+                            for p in api::validate::snapshot(&snapshot) {
+                                problems.push(format!(
+                                    "{}: FlinkStateSnapshot/{}: {p}",
+                                    input.name,
+                                    snapshot.name()
+                                ));
+                            }
+                            snapshots.push(snapshot);
+                        }
                         other => problems.push(format!(
                             "{}: {}/{}: flinkpilot local runs FlinkDeployments in application \
                              mode; {} resources are not supported locally yet",
@@ -76,32 +101,44 @@ pub fn read_valid(local: &Local, files: &[PathBuf]) -> anyhow::Result<Vec<FlinkD
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
     }
-    if out.is_empty() {
-        bail!("no FlinkDeployment found in the given files");
+    if out.is_empty() && snapshots.is_empty() {
+        bail!("no FlinkDeployment or FlinkStateSnapshot found in the given files");
     }
-    Ok(out)
+    Ok(Manifests {
+        deployments: out,
+        snapshots,
+    })
 }
 
-/// Writes validated deployments; returns one line per deployment (`x created`).
-pub fn write(local: &Local, deployments: Vec<FlinkDeployment>) -> anyhow::Result<Vec<String>> {
+/// Writes validated resources (deployments first, so a snapshot finds the deployment it names);
+/// returns one line per resource (`flinkdeployment/x created`).
+pub fn write(local: &Local, manifests: Manifests) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();
-    for d in deployments {
+    for d in manifests.deployments {
         let name = d.name().to_string();
         let (outcome, _) = local.store.apply(d)?;
-        let what = match outcome {
-            ApplyOutcome::Created => "created",
-            ApplyOutcome::Configured => "configured",
-            ApplyOutcome::Unchanged => "unchanged",
-        };
-        lines.push(format!("flinkdeployment/{name} {what}"));
+        lines.push(format!("flinkdeployment/{name} {}", said(outcome)));
+    }
+    for snapshot in manifests.snapshots {
+        let name = snapshot.name().to_string();
+        let (outcome, _) = local.store.apply(snapshot)?;
+        lines.push(format!("flinkstatesnapshot/{name} {}", said(outcome)));
     }
     Ok(lines)
 }
 
+fn said(outcome: ApplyOutcome) -> &'static str {
+    match outcome {
+        ApplyOutcome::Created => "created",
+        ApplyOutcome::Configured => "configured",
+        ApplyOutcome::Unchanged => "unchanged",
+    }
+}
+
 /// Runs `flinkpilot local apply`.
 pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
-    let deployments = read_valid(local, &args.files)?;
-    for line in write(local, deployments)? {
+    let manifests = read_valid(local, &args.files)?;
+    for line in write(local, manifests)? {
         println!("{line}");
     }
     if !local.controller_running() {

@@ -8,7 +8,7 @@ pub mod delete;
 pub mod describe;
 pub mod get;
 pub mod logs;
-pub mod savepoint;
+pub mod snapshot;
 pub mod suspend;
 pub mod table;
 pub mod up;
@@ -46,7 +46,7 @@ pub enum Command {
     Up(up::Args),
     /// Create or update resources from manifests (validated first).
     Apply(apply::Args),
-    /// List deployments, or show one.
+    /// List deployments (or `get snapshots`: FlinkStateSnapshots), or show one.
     Get(get::Args),
     /// Show a deployment in detail: spec, status, events, errors, the Flink web UI.
     Describe(describe::Args),
@@ -58,8 +58,10 @@ pub enum Command {
     Suspend(suspend::Args),
     /// Resume a suspended deployment's job from its kept state.
     Resume(suspend::Args),
-    /// Take a savepoint of a deployment's job now.
-    Savepoint(savepoint::Args),
+    /// Take a savepoint of a deployment's job now (creates a FlinkStateSnapshot).
+    Savepoint(snapshot::SavepointArgs),
+    /// Take a checkpoint of a deployment's job now (creates a FlinkStateSnapshot).
+    Checkpoint(snapshot::CheckpointArgs),
 }
 
 /// What every subcommand works with.
@@ -139,7 +141,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Logs(a) => logs::run(&local, a),
         Command::Suspend(a) => suspend::run(&local, a, api::JobState::Suspended),
         Command::Resume(a) => suspend::run(&local, a, api::JobState::Running),
-        Command::Savepoint(a) => savepoint::run(&local, a),
+        Command::Savepoint(a) => snapshot::savepoint(&local, a),
+        Command::Checkpoint(a) => snapshot::checkpoint(&local, a),
     }
 }
 

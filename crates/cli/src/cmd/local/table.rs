@@ -98,11 +98,24 @@ pub fn duration(ms: i64) -> String {
 
 /// The table as lines, columns padded to their widest cell.
 pub fn render(rows: &[Row]) -> Vec<String> {
-    let mut widths: Vec<usize> = HEADERS.iter().map(|h| h.len()).collect();
+    let lines: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| {
+            let mut cells = vec![r.name.as_str()];
+            cells.extend(r.cells.iter().map(String::as_str));
+            cells
+        })
+        .collect();
+    render_cells(&HEADERS, &lines)
+}
+
+/// Any table as lines: `headers`, then `rows` (each as many cells as headers), columns padded
+/// to their widest cell.
+pub fn render_cells(headers: &[&str], rows: &[Vec<&str>]) -> Vec<String> {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
-        widths[0] = widths[0].max(r.name.chars().count());
-        for (i, c) in r.cells.iter().enumerate() {
-            widths[i + 1] = widths[i + 1].max(c.chars().count());
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
         }
     }
     let line = |cells: Vec<&str>| {
@@ -116,11 +129,9 @@ pub fn render(rows: &[Row]) -> Vec<String> {
         }
         s.trim_end().to_string()
     };
-    let mut out = vec![line(HEADERS.to_vec())];
+    let mut out = vec![line(headers.to_vec())];
     for r in rows {
-        let mut cells = vec![r.name.as_str()];
-        cells.extend(r.cells.iter().map(String::as_str));
-        out.push(line(cells));
+        out.push(line(r.clone()));
     }
     out
 }

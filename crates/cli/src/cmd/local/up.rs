@@ -67,13 +67,13 @@ pub fn ui_url(local: &Local, d: &FlinkDeployment) -> Option<String> {
 /// Runs `flinkpilot local up`.
 pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
     // Validate first, then make sure this is the only controller, then write.
-    let deployments = if args.files.is_empty() {
-        Vec::new()
+    let manifests = if args.files.is_empty() {
+        apply::Manifests::default()
     } else {
         apply::read_valid(local, &args.files)?
     };
     let _lock = local.store.lock_controller()?;
-    for line in apply::write(local, deployments)? {
+    for line in apply::write(local, manifests)? {
         println!("{line}");
     }
     let log_path = local.state.root().join("controller.log");
@@ -102,8 +102,17 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let shared_backend = Arc::new(backend.clone());
         let controller = tokio::spawn(controller::run(
-            Arc::new(backend.clone()),
+            shared_backend.clone(),
+            store.clone(),
+            settings.clone(),
+            ControllerOptions::default(),
+            wait_stop(stop_rx.clone()),
+        ));
+        // FlinkStateSnapshots: the user's and those the deployments' controller creates.
+        let snapshots = tokio::spawn(engine::snapshot::controller::run(
+            shared_backend,
             store,
             settings,
             ControllerOptions::default(),
@@ -127,7 +136,7 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         let _ = stop_tx.send(true);
-        let _ = controller.await;
+        let _ = tokio::join!(controller, snapshots);
         view.finish();
     });
     print_goodbye(local);
