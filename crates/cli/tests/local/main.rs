@@ -8,6 +8,7 @@
 //! restart" means it is 1.
 
 mod errors;
+mod snapshots;
 mod support;
 
 use std::collections::BTreeMap;

@@ -326,9 +326,14 @@ pub(crate) async fn dispose<B: ClusterBackend>(
                 Outcome::Done
             }
             Err(_) if backend.snapshot_exists(path).await == Some(false) => Outcome::Done,
-            Err(message) => Outcome::Failed {
-                message: format!("the JobManager could not dispose {path}: {message}"),
-                transient: true,
+            // The JobManager did not answer (e.g. a cluster just redeployed): storage this
+            // backend reaches is disposed directly, as when no cluster runs.
+            Err(message) => match backend.dispose_snapshot(path).await {
+                Some(Ok(())) => Outcome::Done,
+                _ => Outcome::Failed {
+                    message: format!("the JobManager could not dispose {path}: {message}"),
+                    transient: true,
+                },
             },
         };
     }

@@ -219,9 +219,10 @@ fn resources(cx: &mut Cx<'_>, policy: &Policy, protected: &[String], kind: Snaps
     }
 }
 
-/// Which of `all` to delete: this deployment's own (`PERIODIC`, `UPGRADE`) snapshots of
-/// `kind`, oldest first, past `max_count` or created before `cutoff_ms`; never the newest
-/// completed one, never the last one, never one at a protected path. Pure.
+/// Which of `all` to delete: this deployment's own (`PERIODIC`, `UPGRADE`) settled snapshots
+/// of `kind`, oldest first, past `max_count` or created before `cutoff_ms`; never the newest
+/// completed one, never the last one, never one at a protected path, never one still being
+/// taken (it neither counts nor goes). Pure.
 pub fn to_delete<'s>(
     all: &'s [FlinkStateSnapshot],
     kind: SnapshotKind,
@@ -233,6 +234,12 @@ pub fn to_delete<'s>(
         .iter()
         .filter(|s| s.metadata.deletion_timestamp.is_none())
         .filter(|s| SnapshotKind::of(s) == kind)
+        .filter(|s| {
+            !matches!(
+                snapshot::state(s),
+                FlinkStateSnapshotState::TriggerPending | FlinkStateSnapshotState::InProgress
+            )
+        })
         .filter(|s| {
             matches!(
                 snapshot::trigger_type(s),
