@@ -14,7 +14,7 @@
 
 mod checkpoints;
 mod periodic;
-mod retention;
+pub(crate) mod retention;
 
 use api::reconciled::ReconciledSpec;
 use api::{
