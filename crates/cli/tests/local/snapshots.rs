@@ -295,7 +295,7 @@ fn snapshot_resources_manual_nonces_periodic_retention_and_failures_on_one_deplo
         .collect();
     let newest_periodic = settled
         .iter()
-        .filter(|s| snapshot::trigger_type(s) == SnapshotTriggerType::Periodic && done(&s))
+        .filter(|s| snapshot::trigger_type(s) == SnapshotTriggerType::Periodic && done(s))
         .max_by_key(|s| snapshot::created_ms(s))
         .expect("the newest periodic savepoint is kept");
     let newest_dir = path_of(newest_periodic).expect("path");

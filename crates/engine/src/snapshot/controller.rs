@@ -59,6 +59,10 @@ pub async fn reconcile_snapshot<B: ClusterBackend, S: SnapshotStore>(
     Ok(PassResult::Requeue(report.requeue_after.unwrap_or(SETTLED)))
 }
 
+/// What wakes a snapshot's task when it changes: its `generation` and whether it is being
+/// deleted.
+type Seen = (Option<i64>, bool);
+
 /// Runs the snapshot controller until `shutdown` resolves.
 pub async fn run<B: ClusterBackend, S: SnapshotStore>(
     backend: Arc<B>,
@@ -69,8 +73,7 @@ pub async fn run<B: ClusterBackend, S: SnapshotStore>(
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks: JoinSet<ResourceKey> = JoinSet::new();
-    // wake-up handle and the (generation, deleting) last seen
-    let mut running: HashMap<ResourceKey, (Arc<Notify>, (Option<i64>, bool))> = HashMap::new();
+    let mut running: HashMap<ResourceKey, (Arc<Notify>, Seen)> = HashMap::new();
     let mut last_revision = None;
     let mut tick = tokio::time::interval(options.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
