@@ -473,3 +473,49 @@ fn a_second_controller_on_the_same_state_dir_is_refused() {
     drop(first);
     store.lock_controller().unwrap();
 }
+
+#[test]
+fn create_leaves_an_existing_object_exactly_as_it_is() {
+    let (_dir, store) = store();
+    let snapshot = api::FlinkStateSnapshot::test_savepoint(
+        "counter-savepoint-periodic-1",
+        api::JobKind::FlinkDeployment,
+        "counter",
+    );
+    assert!(store.create(snapshot.clone()).unwrap());
+    let first: api::FlinkStateSnapshot = store
+        .get(&key("counter-savepoint-periodic-1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(generation(&first), 1);
+    assert!(first.metadata.uid.is_some());
+
+    // a second create (a crash between recording and creating) changes nothing
+    let mut other = snapshot;
+    other.spec.backoff_limit = Some(5);
+    assert!(!store.create(other).unwrap());
+    let again: api::FlinkStateSnapshot = store
+        .get(&key("counter-savepoint-periodic-1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, first);
+}
+
+#[test]
+fn set_labels_changes_labels_only() {
+    let (_dir, store) = store();
+    store
+        .apply(api::FlinkStateSnapshot::test_savepoint(
+            "s",
+            api::JobKind::FlinkDeployment,
+            "counter",
+        ))
+        .unwrap();
+    let labels = BTreeMap::from([("snapshot.state".to_string(), "COMPLETED".to_string())]);
+    let labelled: api::FlinkStateSnapshot = store.set_labels(&key("s"), labels.clone()).unwrap();
+    assert_eq!(labelled.metadata.labels, Some(labels.clone()));
+    assert_eq!(generation(&labelled), 1, "labels are not the spec");
+    let before = rv(&labelled);
+    let same: api::FlinkStateSnapshot = store.set_labels(&key("s"), labels).unwrap();
+    assert_eq!(rv(&same), before, "unchanged labels are not written");
+}

@@ -102,3 +102,48 @@ fn a_change_that_breaks_the_spec_is_refused_by_suspend_and_savepoint() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("savepoint"), "{}", stderr(&out));
 }
+
+#[test]
+fn snapshot_commands_refuse_bad_input_with_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // an invalid FlinkStateSnapshot manifest names the field, and nothing is written
+    let file = dir.path().join("snap.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: flink.apache.org/v1beta1\nkind: FlinkStateSnapshot\nmetadata: {name: s}\n\
+         spec:\n  backoffLimit: -3\n  savepoint: {}\n  jobReference: {kind: FlinkDeployment, \
+         name: app}\n",
+    )
+    .expect("write");
+    let out = flinkpilot(dir.path(), &["apply", "-f", file.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("FlinkStateSnapshot/s: spec.backoffLimit"),
+        "{err}"
+    );
+    let store = LocalStore::new(StateDir::new(dir.path()));
+    assert!(
+        store
+            .get::<api::FlinkStateSnapshot>(&ResourceKey::new("default", "s"))
+            .expect("store")
+            .is_none()
+    );
+    for (args, expected) in [
+        (
+            vec!["checkpoint", "nope"],
+            "FlinkDeployment default/nope not found",
+        ),
+        (
+            vec!["get", "snapshots", "nope"],
+            "FlinkStateSnapshot default/nope not found",
+        ),
+        (vec!["get", "widgets", "x"], "unknown kind \"widgets\""),
+    ] {
+        let out = flinkpilot(dir.path(), &args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}

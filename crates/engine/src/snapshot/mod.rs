@@ -222,6 +222,12 @@ pub fn generated_name(
     )
 }
 
+/// Retries of a snapshot the operator takes itself (periodic, manual through a nonce): a few,
+/// so a passing fault is ridden out, and then `FAILED`, so a lasting one (an unwritable
+/// directory) is reported and never blocks the next periodic snapshot forever — a spec
+/// without `backoffLimit` would retry without end.
+pub const GENERATED_BACKOFF_LIMIT: i32 = 2;
+
 /// What a snapshot the operator takes itself looks like.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Generated {
@@ -249,9 +255,12 @@ impl Generated {
             kind: Some(JobKind::FlinkDeployment),
             name: Some(deployment.name().to_string()),
         });
+        let backoff_limit =
+            (self.trigger != SnapshotTriggerType::Upgrade).then_some(GENERATED_BACKOFF_LIMIT);
         let spec = match self.kind {
             SnapshotKind::Savepoint => FlinkStateSnapshotSpec {
                 job_reference,
+                backoff_limit,
                 savepoint: Some(SavepointSpec {
                     path: self.path.clone(),
                     format_type: Some(self.format),
@@ -262,6 +271,7 @@ impl Generated {
             },
             SnapshotKind::Checkpoint => FlinkStateSnapshotSpec {
                 job_reference,
+                backoff_limit,
                 checkpoint: Some(api::CheckpointSpec {}),
                 ..Default::default()
             },

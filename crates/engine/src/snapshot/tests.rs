@@ -538,5 +538,10 @@ fn generated_snapshots_are_named_and_labelled_like_the_apache_operators() {
         &crate::backend::ResourceKey::new("default", "counter")
     ));
     assert!(!s.spec.savepoint.as_ref().unwrap().already_exists());
+    assert_eq!(
+        s.spec.backoff_limit,
+        Some(GENERATED_BACKOFF_LIMIT),
+        "a failing periodic savepoint ends, so the schedule goes on"
+    );
     assert!(api::validate::snapshot(&s).is_empty());
 }
