@@ -25,7 +25,7 @@ use api::{
 use super::Cx;
 use crate::action::{Action, Event, EventReason};
 use crate::plan_builder;
-use crate::snapshot::{Generated, SnapshotKind, generated_name};
+use crate::snapshot::{self, Generated, SnapshotKind, generated_name};
 
 pub(crate) use checkpoints::CHECKPOINT_FAILED;
 
@@ -39,7 +39,60 @@ pub const DISPOSE_ON_DELETE: &str = "kubernetes.operator.savepoint.dispose-on-de
 /// the status says are to be created.
 pub(super) fn fold(cx: &mut Cx<'_>) {
     resolve_pending(cx);
+    last_savepoint_from_resources(cx);
     checkpoints::fold_trigger(cx);
+}
+
+/// Keeps `savepointInfo.lastSavepoint` naming the newest completed savepoint when savepoints
+/// are taken as resources, so tables and scripts that read it stay current. Not while a
+/// resource is still to be created: an upgrade savepoint's resource is made from it.
+fn last_savepoint_from_resources(cx: &mut Cx<'_>) {
+    if pending(cx, SnapshotKind::Savepoint).is_some() || cx.trigger_pending() {
+        return;
+    }
+    let newest = cx
+        .obs
+        .snapshots
+        .resources
+        .iter()
+        .filter(|s| SnapshotKind::of(s) == SnapshotKind::Savepoint)
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
+        .filter(|s| snapshot::state(s) == api::FlinkStateSnapshotState::Completed)
+        .filter_map(|s| {
+            let status = s.status.as_ref()?;
+            let at = status
+                .result_timestamp
+                .as_deref()
+                .and_then(snapshot::parse_rfc3339)?;
+            Some((at, status.path.clone()?, s))
+        })
+        .max_by_key(|(at, _, _)| *at);
+    let Some((at, location, s)) = newest else {
+        return;
+    };
+    let current = savepoint_info(cx).and_then(|i| i.last_savepoint.clone());
+    let newer = current.as_ref().is_none_or(|c| {
+        c.time_stamp.is_none_or(|t| t < at)
+            && !c
+                .location
+                .as_deref()
+                .is_some_and(|l| snapshot::decide::same_path(l, &location))
+    });
+    if !newer {
+        return;
+    }
+    let format = s
+        .spec
+        .savepoint
+        .as_ref()
+        .map_or(SavepointFormatType::Canonical, |sp| sp.format_type());
+    cx.savepoint_info().last_savepoint = Some(Savepoint {
+        time_stamp: Some(at),
+        location: Some(location),
+        trigger_type: Some(snapshot::trigger_type(s)),
+        format_type: Some(format),
+        trigger_nonce: None,
+    });
 }
 
 /// The steady state of a running deployment: manual checkpoints, periodic snapshots,
@@ -268,10 +321,11 @@ fn resolve_pending(cx: &mut Cx<'_>) {
             .any(|s| s.metadata.name.as_deref() == Some(name.as_str()));
         if exists {
             clear_pending(&mut cx.status, kind, trigger, at);
-        } else {
+        } else if cx.problems().is_empty() {
             create(cx, kind, trigger, at);
             cx.soon();
         }
+        // An invalid spec acts on nothing; the record waits until the spec is valid again.
     }
 }
 

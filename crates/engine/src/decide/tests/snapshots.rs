@@ -453,3 +453,31 @@ fn legacy_history_entries_are_disposed_before_they_are_dropped() {
     let done = apply_outcome(&decision.status, &dispose, &Outcome::Done, NOW);
     assert_eq!(history(&done.0), 2, "dropped once the files are gone");
 }
+
+#[test]
+fn the_newest_completed_savepoint_resource_becomes_the_last_savepoint() {
+    let d = deployed(app(UpgradeMode::Savepoint));
+    let mut done = periodic_sp(NOW - 2_000, FlinkStateSnapshotState::Completed);
+    done.status.as_mut().unwrap().result_timestamp = Some(snapshot::rfc3339(NOW - 1_500));
+    let mut older = periodic_sp(NOW - 9_000, FlinkStateSnapshotState::Completed);
+    older.status.as_mut().unwrap().result_timestamp = Some(snapshot::rfc3339(NOW - 8_500));
+    let mut obs = running();
+    obs.snapshots.resources = vec![older, done];
+    let decision = run(&d, &obs);
+    let last = decision
+        .status
+        .job_status
+        .as_ref()
+        .and_then(|j| j.savepoint_info.as_ref())
+        .and_then(|s| s.last_savepoint.clone())
+        .expect("recorded");
+    assert_eq!(
+        last.location.as_deref(),
+        Some(format!("file:/fp/savepoints/savepoint-{}", NOW - 2_000).as_str())
+    );
+    assert_eq!(last.time_stamp, Some(NOW - 1_500));
+    assert_eq!(last.trigger_type, Some(SnapshotTriggerType::Periodic));
+    // nothing changes on the next pass
+    let d = persisted(&d, &decision);
+    assert_eq!(run(&d, &obs).status, decision.status);
+}
