@@ -368,6 +368,26 @@ fn snapshot_resources_manual_nonces_periodic_retention_and_failures_on_one_deplo
     assert_eq!(job_id(&d), job_before, "the job was not touched");
     wait_counting_from_now(&env);
 
+    // deleting a savepoint that says disposeOnDelete disposes its files first
+    let out = env.cli(&["savepoint", NAME, "--dispose-on-delete"]);
+    let disposable = created_name(&out);
+    let dir = path_of(&snapshot_named(&env, &disposable).expect("created")).expect("path");
+    assert!(dir.join("_metadata").is_file(), "{dir:?}");
+    env.cli(&[
+        "delete",
+        "snapshot",
+        &disposable,
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+    assert!(snapshot_named(&env, &disposable).is_none());
+    assert!(!dir.exists(), "disposed with its resource: {dir:?}");
+    assert!(
+        manual_dir.join("_metadata").is_file(),
+        "other savepoints stay"
+    );
+
     env.cli(&["delete", NAME, "--wait", "--timeout", "120"]);
     assert_eq!(env.processes_of(NAME), 0);
 }

@@ -1,12 +1,14 @@
 //! `flinkpilot local delete NAME [--wait]`: delete a deployment the way Kubernetes does: it is
 //! marked for deletion, the controller removes its cluster (with a savepoint first when
 //! `kubernetes.operator.job.savepoint-on-deletion` is set), then the resource disappears.
+//! `delete snapshot NAME` deletes a `FlinkStateSnapshot` likewise (its files are disposed first
+//! when it says `disposeOnDelete`).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use api::FlinkDeployment;
+use api::{FlinkDeployment, FlinkStateSnapshot};
 use local::DeleteOutcome;
 
 use super::Local;
@@ -14,8 +16,10 @@ use super::Local;
 /// Arguments of `flinkpilot local delete`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The deployment.
+    /// The deployment; or `snapshot` followed by a FlinkStateSnapshot's name.
     pub name: String,
+    /// The snapshot's name, after `snapshot`.
+    pub snapshot: Option<String>,
     /// Wait until the cluster and the resource are gone.
     #[arg(long)]
     pub wait: bool,
@@ -26,37 +30,52 @@ pub struct Args {
 
 /// Runs `flinkpilot local delete`.
 pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
-    let key = local.key(&args.name);
-    match local.store.mark_deleted::<FlinkDeployment>(&key)? {
-        DeleteOutcome::NotFound => bail!("FlinkDeployment {key} not found"),
+    match (args.name.as_str(), &args.snapshot) {
+        ("snapshot" | "snapshots" | "flinkstatesnapshot" | "fss", Some(name)) => {
+            delete::<FlinkStateSnapshot>(local, name, "flinkstatesnapshot", &args)
+        }
+        (kind, Some(_)) => {
+            bail!("unknown kind {kind:?}: use `delete NAME` or `delete snapshot NAME`")
+        }
+        (name, None) => delete::<FlinkDeployment>(local, name, "flinkdeployment", &args),
+    }
+}
+
+fn delete<K: local::StoredObject>(
+    local: &Local,
+    name: &str,
+    what: &str,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
+    let key = local.key(name);
+    let kind = K::kind(&());
+    match local.store.mark_deleted::<K>(&key)? {
+        DeleteOutcome::NotFound => bail!("{kind} {key} not found"),
         DeleteOutcome::Removed => {
-            println!("flinkdeployment/{} deleted", args.name);
+            println!("{what}/{name} deleted");
             return Ok(ExitCode::SUCCESS);
         }
         DeleteOutcome::Terminating(_) => {}
     }
     let running = local.controller_running();
     if !args.wait || !running {
-        println!("flinkdeployment/{} marked for deletion", args.name);
+        println!("{what}/{name} marked for deletion");
         if !running {
-            eprintln!(
-                "note: no controller runs; its cluster is removed when `flinkpilot local up` runs"
-            );
+            eprintln!("note: no controller runs; it is cleaned up when `flinkpilot local up` runs");
         }
         return Ok(ExitCode::SUCCESS);
     }
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    while local.store.get::<FlinkDeployment>(&key)?.is_some() {
+    while local.store.get::<K>(&key)?.is_some() {
         if Instant::now() > deadline {
             bail!(
-                "FlinkDeployment {key} is still being deleted after {}s; see `flinkpilot local \
-                 describe {}`",
+                "{kind} {key} is still being deleted after {}s; see its status and events \
+                 (`flinkpilot local describe {name}` / `get snapshots {name} -o yaml`)",
                 args.timeout,
-                args.name
             );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    println!("flinkdeployment/{} deleted", args.name);
+    println!("{what}/{name} deleted");
     Ok(ExitCode::SUCCESS)
 }
