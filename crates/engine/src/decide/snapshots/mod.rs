@@ -40,7 +40,64 @@ pub const DISPOSE_ON_DELETE: &str = "kubernetes.operator.savepoint.dispose-on-de
 pub(super) fn fold(cx: &mut Cx<'_>) {
     resolve_pending(cx);
     last_savepoint_from_resources(cx);
+    report_failed_resources(cx);
     checkpoints::fold_trigger(cx);
+}
+
+/// A failed snapshot resource of this deployment shows in the deployment's status too: while
+/// the newest settled snapshot of a kind is `FAILED`, `status.error` says so (with an event on
+/// the deployment); a newer completed one clears it. Never over another kind of error.
+fn report_failed_resources(cx: &mut Cx<'_>) {
+    for (kind, prefix, reason) in [
+        (
+            SnapshotKind::Savepoint,
+            super::SAVEPOINT_FAILED,
+            EventReason::SavepointError,
+        ),
+        (
+            SnapshotKind::Checkpoint,
+            CHECKPOINT_FAILED,
+            EventReason::CheckpointError,
+        ),
+    ] {
+        let newest = cx
+            .obs
+            .snapshots
+            .resources
+            .iter()
+            .filter(|s| SnapshotKind::of(s) == kind && s.metadata.deletion_timestamp.is_none())
+            .filter(|s| {
+                matches!(
+                    snapshot::state(s),
+                    api::FlinkStateSnapshotState::Completed | api::FlinkStateSnapshotState::Failed
+                )
+            })
+            .max_by_key(|s| (snapshot::created_ms(s), s.metadata.name.clone()));
+        let Some(newest) = newest else {
+            continue;
+        };
+        if snapshot::state(newest) == api::FlinkStateSnapshotState::Completed {
+            cx.clear_error_of(&[prefix]);
+            continue;
+        }
+        let free = cx
+            .status
+            .error
+            .as_deref()
+            .is_none_or(|e| e.starts_with(prefix));
+        if free {
+            let name = newest.metadata.name.clone().unwrap_or_default();
+            let why = newest
+                .status
+                .as_ref()
+                .and_then(|s| s.error.clone())
+                .unwrap_or_else(|| "no reason recorded".into());
+            cx.set_error(
+                reason,
+                format!("{prefix}FlinkStateSnapshot {name} failed: {why}"),
+            );
+        }
+    }
 }
 
 /// Keeps `savepointInfo.lastSavepoint` naming the newest completed savepoint when savepoints

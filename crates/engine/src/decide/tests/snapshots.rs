@@ -481,3 +481,49 @@ fn the_newest_completed_savepoint_resource_becomes_the_last_savepoint() {
     let d = persisted(&d, &decision);
     assert_eq!(run(&d, &obs).status, decision.status);
 }
+
+#[test]
+fn a_failed_snapshot_resource_shows_in_the_deployments_status_until_a_newer_one_completes() {
+    let d = deployed(app(UpgradeMode::Savepoint));
+    let mut failed = periodic_sp(NOW - 2_000, FlinkStateSnapshotState::Failed);
+    failed.status.as_mut().unwrap().error = Some("Mkdirs failed".into());
+    let mut obs = running();
+    obs.snapshots.resources = vec![
+        periodic_sp(NOW - 9_000, FlinkStateSnapshotState::Completed),
+        failed,
+    ];
+    let decision = run(&d, &obs);
+    let error = decision.status.error.clone().expect("reported");
+    assert!(error.starts_with("Savepoint failed: "), "{error}");
+    assert!(error.contains("Mkdirs failed"), "{error}");
+    assert!(
+        decision
+            .events
+            .iter()
+            .any(|e| e.reason == crate::EventReason::SavepointError)
+    );
+    assert_eq!(job_actions(&decision), vec![], "the job is left alone");
+
+    // the same failure again: no second event
+    let d = persisted(&d, &decision);
+    assert!(run(&d, &obs).events.is_empty());
+
+    // a newer completed savepoint clears it
+    obs.snapshots
+        .resources
+        .push(periodic_sp(NOW - 1_000, FlinkStateSnapshotState::Completed));
+    assert_eq!(run(&d, &obs).status.error, None);
+}
+
+#[test]
+fn a_failed_snapshot_never_hides_an_invalid_spec() {
+    let mut d = deployed(app(UpgradeMode::Savepoint));
+    d.status.as_mut().unwrap().error = Some(format!("{INVALID_SPEC}spec.job.parallelism: …"));
+    d.spec.job.as_mut().unwrap().parallelism = Some(-1);
+    let mut failed = periodic_sp(NOW - 2_000, FlinkStateSnapshotState::Failed);
+    failed.status.as_mut().unwrap().error = Some("Mkdirs failed".into());
+    let mut obs = running();
+    obs.snapshots.resources = vec![failed];
+    let error = run(&d, &obs).status.error.unwrap_or_default();
+    assert!(error.starts_with(INVALID_SPEC), "{error}");
+}
