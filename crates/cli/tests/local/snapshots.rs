@@ -161,6 +161,11 @@ fn snapshot_resources_manual_nonces_periodic_retention_and_failures_on_one_deplo
         out.lines().last().unwrap_or_default().contains("/chk-"),
         "a checkpoint path: {out}"
     );
+    let described = env.cli(&["describe", NAME]);
+    assert!(
+        described.contains("Snapshots (") && described.contains(&checkpoint),
+        "{described}"
+    );
     let table = env.cli(&["get", "snapshots"]);
     assert!(
         table.starts_with("NAME") && table.contains(&manual) && table.contains(&checkpoint),

@@ -1,11 +1,11 @@
-//! `flinkpilot local describe NAME`: the spec in short, the status, the Flink web UI, the error
-//! and the recent events (transitions) of one deployment.
+//! `flinkpilot local describe NAME`: the spec in short, the status, the Flink web UI, the error,
+//! the recent events (transitions) and the newest `FlinkStateSnapshot`s of one deployment.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use api::config::is_sensitive_key;
-use api::{FlinkDeployment, FlinkDeploymentSpec};
+use api::{FlinkDeployment, FlinkDeploymentSpec, FlinkStateSnapshot};
 
 use super::{Local, table};
 
@@ -25,12 +25,37 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
     let key = local.key(&args.name);
     let events = local.store.events::<FlinkDeployment>(&key)?;
     let url = super::up::ui_url(local, &d);
-    print!(
-        "{}",
-        describe(&d, url.as_deref(), &events, engine::controller::now_ms())
-    );
+    let now = engine::controller::now_ms();
+    print!("{}", describe(&d, url.as_deref(), &events, now));
+    let mut snapshots: Vec<FlinkStateSnapshot> = local
+        .store
+        .list_namespace::<FlinkStateSnapshot>(&key.namespace)?
+        .into_iter()
+        .filter(|s| engine::snapshot::refers_to(s, &key))
+        .collect();
+    if !snapshots.is_empty() {
+        snapshots.sort_by_key(|s| std::cmp::Reverse(engine::snapshot::created_ms(s)));
+        println!(
+            "Snapshots ({}, newest first; all: `flinkpilot local get snapshots`):",
+            snapshots.len()
+        );
+        for s in snapshots.iter().take(SNAPSHOTS_SHOWN) {
+            let kind = engine::snapshot::SnapshotKind::of(s).as_str();
+            println!(
+                "  {} {} {} {} ago {}",
+                s.name(),
+                kind,
+                engine::snapshot::state(s).as_str(),
+                table::duration(now - engine::snapshot::created_ms(s)),
+                engine::snapshot::snapshot_path(s).unwrap_or_default()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How many of the deployment's snapshots are shown.
+const SNAPSHOTS_SHOWN: usize = 5;
 
 fn spec_summary(out: &mut String, spec: &FlinkDeploymentSpec) {
     let v = |o: Option<String>| o.unwrap_or_else(|| "-".into());
