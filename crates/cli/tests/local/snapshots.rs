@@ -17,6 +17,8 @@ use crate::support::*;
 
 const NAME: &str = "snap";
 const KEYS: u64 = 4;
+/// The nonces set by the nonce check, kept in later manifests so they take nothing new.
+const NONCES: &str = "    savepointTriggerNonce: 7\n    checkpointTriggerNonce: 7\n";
 
 /// Periodic savepoints every 2 s, at most 2 kept, their files disposed with the resource.
 fn snapshot_manifest(env: &Env, rate: u32, extra_job: &str) -> String {
@@ -228,14 +230,7 @@ fn snapshot_resources_manual_nonces_periodic_retention_and_failures_on_one_deplo
         remember(&mut seen, all);
         seen.len() >= 2
     });
-    env.apply(
-        NAME,
-        &snapshot_manifest(
-            &env,
-            24,
-            "    savepointTriggerNonce: 7\n    checkpointTriggerNonce: 7\n",
-        ),
-    );
+    env.apply(NAME, &snapshot_manifest(&env, 24, NONCES));
     let d = env.wait_for_state(NAME, START, "running the upgraded job, stable", |d| {
         job_id(d).is_some_and(|id| id != first_job)
             && lifecycle(d) == Some(api::ResourceLifecycleState::Stable)
@@ -372,6 +367,56 @@ fn snapshot_resources_manual_nonces_periodic_retention_and_failures_on_one_deplo
     );
     assert_eq!(job_id(&d), job_before, "the job was not touched");
     wait_counting_from_now(&env);
+
+    // without snapshot resources (an operator option: no redeploy), periodic savepoints go to
+    // the legacy savepointHistory, capped the same way, files disposed before entries go
+    let job_before = job_id(&env.get(NAME).expect(NAME));
+    env.apply(
+        NAME,
+        &snapshot_manifest(&env, 24, NONCES).replace(
+            "    kubernetes.operator.periodic.savepoint.interval: 2s\n",
+            "    kubernetes.operator.periodic.savepoint.interval: 2s\n\
+             \x20   kubernetes.operator.snapshot.resource.enabled: \"false\"\n",
+        ),
+    );
+    let history = |d: &FlinkDeployment| -> Vec<String> {
+        d.status
+            .as_ref()
+            .and_then(|s| s.job_status.as_ref())
+            .and_then(|j| j.savepoint_info.as_ref())
+            .and_then(|s| s.savepoint_history.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|sp| sp.location)
+            .collect()
+    };
+    let mut legacy_seen: BTreeSet<String> = BTreeSet::new();
+    let d = env.wait_for_state(NAME, START, "the legacy history capped at 2", |d| {
+        let now = history(d);
+        legacy_seen.extend(now.iter().cloned());
+        legacy_seen.len() >= 4 && now.len() == 2
+    });
+    assert_eq!(
+        job_id(&d),
+        job_before,
+        "an operator option does not redeploy"
+    );
+    let kept = history(&d);
+    for location in &legacy_seen {
+        let dir = PathBuf::from(
+            location
+                .trim_start_matches("file://")
+                .trim_start_matches("file:"),
+        );
+        if kept.contains(location) {
+            assert!(dir.join("_metadata").is_file(), "kept: {dir:?}");
+        } else {
+            assert!(
+                !dir.exists(),
+                "dropped from the history but not disposed: {dir:?}"
+            );
+        }
+    }
 
     // deleting a savepoint that says disposeOnDelete disposes its files first
     let out = env.cli(&["savepoint", NAME, "--dispose-on-delete"]);
