@@ -53,7 +53,11 @@ const MEMORY_KEYS: &[&str] = &[
     "taskmanager.memory.network.max",
 ];
 /// Whole-number keys that must be at least 1.
-const POSITIVE_INT_KEYS: &[&str] = &["taskmanager.numberOfTaskSlots", "parallelism.default"];
+const POSITIVE_INT_KEYS: &[&str] = &[
+    "taskmanager.numberOfTaskSlots",
+    "parallelism.default",
+    "kubernetes.operator.savepoint.history.max.count",
+];
 /// Boolean keys flinkpilot reads.
 const BOOL_KEYS: &[&str] = &[
     "kubernetes.operator.deployment.rollback.enabled",
@@ -61,6 +65,9 @@ const BOOL_KEYS: &[&str] = &[
     "kubernetes.operator.jm-deployment-recovery.enabled",
     "kubernetes.operator.job.savepoint-on-deletion",
     "job.autoscaler.enabled",
+    "kubernetes.operator.snapshot.resource.enabled",
+    "kubernetes.operator.savepoint.cleanup.enabled",
+    "kubernetes.operator.savepoint.dispose-on-delete",
 ];
 /// Autoscaler numbers that must not be negative (checked when the autoscaler is enabled).
 const AUTOSCALER_NON_NEGATIVE: &[&str] = &[
@@ -329,6 +336,32 @@ mod tests {
         )]));
         assert!(!on(&[("high-availability.type", "NONE")]));
         assert!(!on(&[]));
+    }
+
+    #[test]
+    fn snapshot_options_are_checked() {
+        let mut out = Vec::new();
+        check_config(
+            &FlinkConfiguration::from_flat([
+                ("kubernetes.operator.savepoint.history.max.count", "0"),
+                ("kubernetes.operator.snapshot.resource.enabled", "maybe"),
+                ("kubernetes.operator.savepoint.history.max.age", "a week"),
+            ]),
+            &mut out,
+        );
+        let fields: Vec<String> = out.iter().map(ToString::to_string).collect();
+        assert_eq!(out.len(), 3, "{fields:?}");
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.contains("history.max.count") && f.contains("at least 1"))
+        );
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.contains("snapshot.resource.enabled"))
+        );
+        assert!(fields.iter().any(|f| f.contains("history.max.age")));
     }
 
     #[test]
