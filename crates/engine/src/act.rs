@@ -347,6 +347,7 @@ mod tests {
             trigger: None,
             latest_checkpoint: None,
             failure_cause: None,
+            progress: Default::default(),
         };
         decide(DecideInput {
             resource: d,

@@ -136,6 +136,14 @@ pub enum EventReason {
     UpgradeBlocked,
     /// A backend or REST call failed.
     Error,
+    /// A lost JobManager (or TaskManagers) is being recovered.
+    RecoverDeployment,
+    /// A FAILED job is redeployed (`kubernetes.operator.job.restart.failed`).
+    RestartFailedJob,
+    /// The health check found the job unhealthy; it is restarted.
+    RestartUnhealthyJob,
+    /// An upgrade that did not become stable is rolled back.
+    Rollback,
 }
 
 impl EventReason {
@@ -154,6 +162,10 @@ impl EventReason {
             EventReason::Cleanup => "Cleanup",
             EventReason::UpgradeBlocked => "UpgradeBlocked",
             EventReason::Error => "Error",
+            EventReason::RecoverDeployment => "RecoverDeployment",
+            EventReason::RestartFailedJob => "RestartFailedJob",
+            EventReason::RestartUnhealthyJob => "RestartUnhealthyJob",
+            EventReason::Rollback => "Rollback",
         }
     }
 }

@@ -107,4 +107,12 @@ pub trait ClusterBackend: Send + Sync + 'static {
         dir: &str,
         job_id: &str,
     ) -> impl Future<Output = Option<String>> + Send;
+
+    /// When the snapshot at `path` was completed (its `_metadata` written), epoch
+    /// milliseconds; `None` when unknown. Recovery uses it to tell whether a checkpoint found
+    /// on storage is newer than the last savepoint.
+    fn snapshot_time(&self, path: &str) -> impl Future<Output = Option<i64>> + Send {
+        let _ = path;
+        async { None }
+    }
 }

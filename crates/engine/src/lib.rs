@@ -26,8 +26,8 @@ pub use decide::{
 };
 pub use lifecycle::lifecycle_state;
 pub use observation::{
-    CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, TriggerObservation,
-    TriggerState,
+    CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, Progress,
+    TriggerObservation, TriggerState,
 };
 pub use observe::observe;
 pub use plan::{ClusterMode, ClusterPlan, JobPlan, ProcessPlan, RestorePlan};

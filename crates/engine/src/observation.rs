@@ -16,6 +16,23 @@ pub struct Observation {
     pub latest_checkpoint: Option<CheckpointRef>,
     /// Root cause of a FAILED job (from Flink's exception history).
     pub failure_cause: Option<String>,
+    /// What recovery and the cluster health check read (see [`Progress`]).
+    pub progress: Progress,
+}
+
+/// Restart and checkpoint counters of the job, and how complete the latest-checkpoint lookup
+/// was. Each part is `None`/`false` when it was not asked for or could not be read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Restarts of the job since it was submitted (Flink's `numRestarts` metric).
+    pub restarts: Option<u64>,
+    /// Checkpoints completed since the job was submitted.
+    pub completed_checkpoints: Option<u64>,
+    /// Trigger time of the newest checkpoint still in progress, epoch milliseconds.
+    pub pending_checkpoint_ms: Option<i64>,
+    /// Whether `latest_checkpoint` is the whole truth: the JobManager answered, or the backend
+    /// could list the checkpoint storage. `false` means a newer checkpoint may exist unseen.
+    pub checkpoint_lookup_complete: bool,
 }
 
 /// The cluster as its backend sees it.
@@ -73,6 +90,10 @@ pub struct JobInfo {
     pub start_time_ms: i64,
     /// Last state change, epoch milliseconds.
     pub update_time_ms: i64,
+    /// Whether every task of the job runs (or has finished), from the job's details; `None`
+    /// when they could not be read. Flink reports a job `RUNNING` while its tasks are still
+    /// being deployed, or fail while they start.
+    pub all_tasks_running: Option<bool>,
 }
 
 /// The state of a savepoint or checkpoint trigger.

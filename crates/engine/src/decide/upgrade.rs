@@ -47,6 +47,9 @@ pub(super) fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSp
                 target.spec = spec;
             }
         }
+        if valid && super::recovery::check(cx, &target) {
+            return;
+        }
         steady(cx, &target, valid);
         return;
     }
@@ -291,7 +294,9 @@ fn require_state(cx: &mut Cx<'_>, mode: UpgradeMode, why: &str) -> Result<(), St
             if let Some(checkpoint) = usable_checkpoint(cx) {
                 let newer = match cx.restore_path() {
                     None => true,
-                    Some(recorded) => checkpoint_id(&recorded).is_none_or(|id| checkpoint.id > id),
+                    Some(recorded) => {
+                        super::recovery::checkpoint_is_newer(cx, &checkpoint, &recorded)
+                    }
                 };
                 if newer {
                     cx.set_restore_path(Some(checkpoint.path));
@@ -318,7 +323,7 @@ fn usable_checkpoint(cx: &Cx<'_>) -> Option<CheckpointRef> {
 }
 
 /// The id in a `…/chk-N` path.
-fn checkpoint_id(path: &str) -> Option<u64> {
+pub(super) fn checkpoint_id(path: &str) -> Option<u64> {
     path.trim_end_matches('/')
         .rsplit('/')
         .next()?

@@ -104,6 +104,7 @@ pub(super) fn job(id: &str, state: FlinkJobState) -> JobObservation {
         state,
         start_time_ms: NOW - 60_000,
         update_time_ms: NOW - 1_000,
+        all_tasks_running: Some(true),
     })
 }
 
@@ -117,6 +118,7 @@ pub(super) fn running_cluster(job: JobObservation) -> Observation {
         trigger: None,
         latest_checkpoint: None,
         failure_cause: None,
+        progress: Default::default(),
     }
 }
 
@@ -129,6 +131,7 @@ pub(super) fn absent() -> Observation {
         trigger: None,
         latest_checkpoint: None,
         failure_cause: None,
+        progress: Default::default(),
     }
 }
 
