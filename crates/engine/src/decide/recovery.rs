@@ -37,9 +37,9 @@ pub(crate) struct State {
 
 /// The newest state of the current job that can be proven to exist:
 /// - its newest completed checkpoint (confirmed on storage where the backend can look);
-/// - a savepoint taken while it ran (`lastSavepoint` newer than the job's start), when that is
-///   provably newer than the checkpoint (in last-state mode the checkpoint wins when their
-///   times cannot be compared, in savepoint mode the savepoint);
+/// - a savepoint taken while it ran (`lastSavepoint` newer than the job's start), when there
+///   is no checkpoint or the savepoint completed after it (the checkpoint wins when their
+///   times cannot be compared);
 /// - else, with `include_start`, the state the job started from (`upgradeSavepointPath`), as
 ///   long as the checkpoint lookup was complete (nothing newer can exist unseen).
 ///
@@ -70,11 +70,9 @@ pub(crate) fn newest_state(
     };
     match (&checkpoint, &savepoint) {
         (Some(c), Some(s)) => {
-            let checkpoint_newer = if c.timestamp_ms > 0 {
-                c.timestamp_ms >= s.1
-            } else {
-                mode == UpgradeMode::LastState
-            };
+            // The savepoint's time is when its completion was observed (a little after it
+            // completed); a checkpoint of unknown time is preferred, as Flink itself would.
+            let checkpoint_newer = c.timestamp_ms <= 0 || c.timestamp_ms >= s.1;
             Ok(Some(if checkpoint_newer {
                 as_checkpoint(c)
             } else {

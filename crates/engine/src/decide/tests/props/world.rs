@@ -283,6 +283,12 @@ impl World {
         self.last_stop = match mode {
             Some(UpgradeMode::LastState) => Some(Stop::LastState { job: job.clone() }),
             Some(UpgradeMode::Stateless) => Some(Stop::Stateless),
+            // A savepoint stop that fell back to last-state (the job could not take one).
+            Some(UpgradeMode::Savepoint)
+                if path.as_deref().is_some_and(|p| p.contains("/chk-")) =>
+            {
+                Some(Stop::LastState { job: job.clone() })
+            }
             Some(UpgradeMode::Savepoint) => {
                 assert_eq!(
                     path, job.stop_savepoint,
