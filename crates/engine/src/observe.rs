@@ -151,7 +151,13 @@ fn all_tasks_running(details: &flink::JobDetails) -> Option<bool> {
         return None;
     }
     Some(details.vertices.iter().all(|v| {
-        let count = |state: &str| v.tasks.get(state).copied().unwrap_or(0);
+        let count = |state: &str| {
+            v.tasks
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(state))
+                .map(|(_, n)| *n)
+                .sum::<u32>()
+        };
         v.parallelism > 0 && count("RUNNING") + count("FINISHED") >= v.parallelism
     }))
 }

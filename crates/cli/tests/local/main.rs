@@ -8,6 +8,7 @@
 //! restart" means it is 1.
 
 mod errors;
+mod recovery;
 mod support;
 
 use std::collections::BTreeMap;
