@@ -407,3 +407,62 @@ fn an_upgrade_whose_job_crashes_at_start_is_rolled_back_to_the_last_stable_spec(
     );
     assert_eq!(env.jobmanagers("rb"), 1);
 }
+
+#[test]
+fn a_job_restarting_too_often_is_restarted_by_the_health_check_from_its_newest_checkpoint() {
+    let mut env = Env::new();
+    env.start_controller(&[]);
+    // Flink restarts the job every second and it fails again at count 30: more than 2
+    // restarts within the window is unhealthy.
+    let options = [
+        ("restart-strategy.type", "fixed-delay"),
+        ("restart-strategy.fixed-delay.attempts", "1000"),
+        ("restart-strategy.fixed-delay.delay", "1 s"),
+        ("metrics.fetcher.update-interval", "1000"),
+        ("kubernetes.operator.cluster.health-check.enabled", "true"),
+        (
+            "kubernetes.operator.cluster.health-check.restarts.threshold",
+            "2",
+        ),
+    ];
+    env.apply(
+        "health",
+        &recovery_manifest(
+            &env,
+            "health",
+            "last-state",
+            &options,
+            &["--fail-at-count", "30"],
+        ),
+    );
+    let d = env.wait_stable("health");
+    let sick_job = job_id(&d).expect("job id");
+    let d = env.wait_for_state("health", START, "restarted by the health check", |d| {
+        job_id(d).is_some_and(|id| id != sick_job)
+    });
+    let restored = upgrade_savepoint_path(&d).expect("the restored checkpoint is recorded");
+    assert!(
+        restored.contains(&format!("/{sick_job}/chk-")),
+        "restarted from the unhealthy job's newest checkpoint: {restored}"
+    );
+    let events = events(&env, "health");
+    assert!(
+        events.iter().any(|(r, m)| r == "RestartUnhealthyJob"
+            && m.contains("restarted")
+            && m.contains("times within 2m")
+            && m.contains(&restored)),
+        "the restart says why and from which checkpoint: {events:?}"
+    );
+    let info = d
+        .status
+        .as_ref()
+        .and_then(|s| s.cluster_info.as_ref())
+        .and_then(|i| i.get("ClusterHealthInfo"))
+        .cloned();
+    assert!(
+        info.as_ref()
+            .is_none_or(|i| !i.contains("\"healthy\":false")),
+        "the health history starts again with the new job: {info:?}"
+    );
+    wait_until(START, "one JobManager", || env.jobmanagers("health") == 1);
+}
