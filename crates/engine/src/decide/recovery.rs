@@ -132,7 +132,7 @@ pub(crate) fn describe(state: &Option<State>) -> String {
 /// Recovery for a deployed, running target whose spec is valid and unchanged. Returns `true`
 /// when it took over the pass (a restart or rollback was recorded).
 pub(super) fn check(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) -> bool {
-    if rollback::check(cx, target) {
+    if rollback::check(cx) {
         return true;
     }
     let deployed = rollback::deployed_spec(&cx.status).unwrap_or_else(|| target.spec.clone());

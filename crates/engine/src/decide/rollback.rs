@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use api::reconciled::ReconciledSpec;
 use api::{FlinkDeploymentSpec, ReconciliationState};
 
 use super::options::{READINESS_TIMEOUT, ROLLBACK, human};
@@ -39,7 +38,7 @@ pub(crate) fn deployed_spec(status: &api::FlinkDeploymentStatus) -> Option<Flink
 
 /// Starts a rollback when the deployed upgrade did not become stable in time. Returns `true`
 /// when it took over the pass.
-pub(super) fn check(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) -> bool {
+pub(super) fn check(cx: &mut Cx<'_>) -> bool {
     let Some(why) = overdue(cx) else {
         return false;
     };
@@ -52,7 +51,6 @@ pub(super) fn check(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec
     else {
         return false;
     };
-    let _ = target;
     let mode = upgrade_mode(cx.desired);
     let state = match recovery::newest_state(cx, mode, true) {
         Ok(state) => state,
