@@ -385,6 +385,7 @@ mod tests {
             latest_checkpoint: None,
             failure_cause: None,
             snapshots: Default::default(),
+            progress: Default::default(),
         };
         decide(DecideInput {
             resource: d,

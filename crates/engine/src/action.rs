@@ -175,6 +175,14 @@ pub enum EventReason {
     SnapshotAbandoned,
     /// Disposing a snapshot's files failed.
     CleanupFailed,
+    /// A lost JobManager (or TaskManagers) is being recovered.
+    RecoverDeployment,
+    /// A FAILED job is redeployed (`kubernetes.operator.job.restart.failed`).
+    RestartFailedJob,
+    /// The health check found the job unhealthy; it is restarted.
+    RestartUnhealthyJob,
+    /// An upgrade that did not become stable is rolled back.
+    Rollback,
 }
 
 impl EventReason {
@@ -198,6 +206,10 @@ impl EventReason {
             EventReason::CheckpointError => "CheckpointError",
             EventReason::SnapshotAbandoned => "SnapshotAbandoned",
             EventReason::CleanupFailed => "CleanupFailed",
+            EventReason::RecoverDeployment => "RecoverDeployment",
+            EventReason::RestartFailedJob => "RestartFailedJob",
+            EventReason::RestartUnhealthyJob => "RestartUnhealthyJob",
+            EventReason::Rollback => "Rollback",
         }
     }
 }

@@ -118,4 +118,12 @@ pub trait ClusterBackend: Send + Sync + 'static {
         let _ = path;
         async { None }
     }
+
+    /// When the snapshot at `path` was completed (its `_metadata` written), epoch
+    /// milliseconds; `None` when unknown. Recovery uses it to tell whether a checkpoint found
+    /// on storage is newer than the last savepoint.
+    fn snapshot_time(&self, path: &str) -> impl Future<Output = Option<i64>> + Send {
+        let _ = path;
+        async { None }
+    }
 }

@@ -27,7 +27,8 @@ pub use decide::{
 };
 pub use lifecycle::lifecycle_state;
 pub use observation::{
-    CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, SnapshotObservation,
+    CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, Progress,
+    SnapshotObservation,
     TriggerObservation, TriggerState,
 };
 pub use observe::observe;

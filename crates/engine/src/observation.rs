@@ -19,6 +19,8 @@ pub struct Observation {
     /// Snapshot bookkeeping: the legacy checkpoint trigger, the `FlinkStateSnapshot`s of this
     /// deployment.
     pub snapshots: SnapshotObservation,
+    /// What recovery and the cluster health check read (see [`Progress`]).
+    pub progress: Progress,
 }
 
 /// What periodic, manual and upgrade snapshots and their retention need to know.
@@ -29,6 +31,21 @@ pub struct SnapshotObservation {
     /// `FlinkStateSnapshot` resources whose `jobReference` names this deployment (read from
     /// the store, not from the backend).
     pub resources: Vec<api::FlinkStateSnapshot>,
+}
+
+/// Restart and checkpoint counters of the job, and how complete the latest-checkpoint lookup
+/// was. Each part is `None`/`false` when it was not asked for or could not be read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Restarts of the job since it was submitted (Flink's `numRestarts` metric).
+    pub restarts: Option<u64>,
+    /// Checkpoints completed since the job was submitted.
+    pub completed_checkpoints: Option<u64>,
+    /// Trigger time of the newest checkpoint still in progress, epoch milliseconds.
+    pub pending_checkpoint_ms: Option<i64>,
+    /// Whether `latest_checkpoint` is the whole truth: the JobManager answered, or the backend
+    /// could list the checkpoint storage. `false` means a newer checkpoint may exist unseen.
+    pub checkpoint_lookup_complete: bool,
 }
 
 /// The cluster as its backend sees it.
@@ -86,6 +103,10 @@ pub struct JobInfo {
     pub start_time_ms: i64,
     /// Last state change, epoch milliseconds.
     pub update_time_ms: i64,
+    /// Whether every task of the job runs (or has finished), from the job's details; `None`
+    /// when they could not be read. Flink reports a job `RUNNING` while its tasks are still
+    /// being deployed, or fail while they start.
+    pub all_tasks_running: Option<bool>,
 }
 
 /// The state of a savepoint or checkpoint trigger.

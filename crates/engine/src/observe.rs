@@ -7,8 +7,8 @@ use flink::{FlinkClient, JobId, OperationStatus, TriggerId};
 use crate::backend::{BackendError, ClusterBackend, ResourceKey};
 use crate::decide::ObserveNeeds;
 use crate::observation::{
-    CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, TriggerObservation,
-    TriggerState,
+    CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, Progress,
+    TriggerObservation, TriggerState,
 };
 
 /// Observes one resource. Fails only when the backend itself cannot say what runs (then the
@@ -28,6 +28,7 @@ pub async fn observe<B: ClusterBackend>(
         latest_checkpoint: None,
         failure_cause: None,
         snapshots: Default::default(),
+        progress: Progress::default(),
     };
     let job_id = needs
         .job_id
@@ -64,10 +65,43 @@ pub async fn observe<B: ClusterBackend>(
             obs.snapshots.checkpoint_trigger = needs.checkpoint_trigger_id.as_ref().map(unknown);
         }
     }
-    if needs.latest_checkpoint {
-        obs.latest_checkpoint = latest_checkpoint(backend, client.as_ref(), &job_id, needs).await;
+    if let (Some(client), Some(job), JobObservation::Found(_)) = (&client, &job_id, &obs.job)
+        && needs.job_progress
+    {
+        obs.progress.restarts = restarts(client, job).await;
+    }
+    // Recovery needs the newest state only when the job is in trouble: failed, restarting,
+    // or its JobManager gone.
+    let in_trouble = !matches!(
+        &obs.job,
+        JobObservation::Found(JobInfo { state: FlinkJobState::Running, all_tasks_running, .. })
+            if *all_tasks_running != Some(false)
+    );
+    let want_latest = needs.latest_checkpoint || (needs.recovery_state && in_trouble);
+    if want_latest || needs.job_progress {
+        checkpoints(
+            backend,
+            client.as_ref(),
+            &job_id,
+            needs,
+            want_latest,
+            &mut obs,
+        )
+        .await;
     }
     Ok(obs)
+}
+
+/// Restarts of the job: Flink's `numRestarts` metric (`fullRestarts` before Flink 1.13), as the
+/// Apache operator's health check reads it. Flink refreshes job metrics every few seconds
+/// (`metrics.fetcher.update-interval`), so the count may lag.
+async fn restarts(client: &FlinkClient, job: &JobId) -> Option<u64> {
+    let metrics = client
+        .job_metrics(job, &["numRestarts", "fullRestarts"])
+        .await
+        .ok()?;
+    let value = metrics.f64("numRestarts").or(metrics.f64("fullRestarts"))?;
+    (value >= 0.0).then_some(value as u64)
 }
 
 async fn observe_job(client: &FlinkClient, job: &JobId) -> JobObservation {
@@ -94,7 +128,7 @@ async fn observe_job(client: &FlinkClient, job: &JobId) -> JobObservation {
             ),
         };
     };
-    let (name, start, update) = match details {
+    let (name, start, update, tasks) = match details {
         Ok(d) => {
             let update = d
                 .timestamps
@@ -102,9 +136,10 @@ async fn observe_job(client: &FlinkClient, job: &JobId) -> JobObservation {
                 .copied()
                 .filter(|t| *t > 0)
                 .unwrap_or(d.now.max(d.start_time));
-            (d.name, d.start_time, update)
+            let tasks = all_tasks_running(&d);
+            (d.name, d.start_time, update, tasks)
         }
-        Err(_) => (String::new(), 0, 0),
+        Err(_) => (String::new(), 0, 0, None),
     };
     JobObservation::Found(JobInfo {
         id: job.as_str().to_string(),
@@ -112,7 +147,26 @@ async fn observe_job(client: &FlinkClient, job: &JobId) -> JobObservation {
         state,
         start_time_ms: start,
         update_time_ms: update,
+        all_tasks_running: tasks,
     })
+}
+
+/// Whether every subtask of every vertex runs or has finished; `None` for details without
+/// vertices.
+fn all_tasks_running(details: &flink::JobDetails) -> Option<bool> {
+    if details.vertices.is_empty() {
+        return None;
+    }
+    Some(details.vertices.iter().all(|v| {
+        let count = |state: &str| {
+            v.tasks
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(state))
+                .map(|(_, n)| *n)
+                .sum::<u32>()
+        };
+        v.parallelism > 0 && count("RUNNING") + count("FINISHED") >= v.parallelism
+    }))
 }
 
 pub(crate) async fn observe_trigger(
@@ -143,35 +197,64 @@ pub(crate) async fn observe_trigger(
     })
 }
 
-/// The newest completed checkpoint: from the REST API (confirmed on storage where the backend
-/// can look), or, when the JobManager cannot be asked, the newest one on storage.
-async fn latest_checkpoint<B: ClusterBackend>(
+/// The newest completed checkpoint, the checkpoint counters and a checkpoint in progress: from
+/// the REST API (the newest confirmed on storage where the backend can look), or, when the
+/// JobManager cannot be asked, the newest checkpoint on storage.
+async fn checkpoints<B: ClusterBackend>(
     backend: &B,
     client: Option<&FlinkClient>,
     job_id: &Option<JobId>,
     needs: &ObserveNeeds,
-) -> Option<CheckpointRef> {
-    let job = job_id.as_ref()?;
-    if let Some(client) = client {
-        match client.latest_completed_checkpoint(job).await {
-            Ok(Some(summary)) => {
-                let path = summary.external_path?;
-                let on_storage = backend.snapshot_exists(&path).await;
-                return Some(CheckpointRef {
-                    id: summary.id,
-                    path,
-                    timestamp_ms: summary.latest_ack_timestamp,
-                    on_storage,
-                });
-            }
-            Ok(None) => return None,
-            Err(_) => {}
+    want_latest: bool,
+    obs: &mut Observation,
+) {
+    let Some(job) = job_id.as_ref() else {
+        return;
+    };
+    if let Some(client) = client
+        && let Ok(stats) = client.checkpoints(job).await
+    {
+        obs.progress.checkpoint_lookup_complete = true;
+        obs.progress.completed_checkpoints = Some(stats.counts.completed);
+        obs.progress.pending_checkpoint_ms = stats
+            .history
+            .iter()
+            .filter(|c| c.status == "IN_PROGRESS")
+            .map(|c| c.trigger_timestamp)
+            .max();
+        if !want_latest {
+            return;
         }
+        let Some(summary) = stats.latest.completed else {
+            return;
+        };
+        let Some(path) = summary.external_path else {
+            return;
+        };
+        let on_storage = backend.snapshot_exists(&path).await;
+        obs.latest_checkpoint = Some(CheckpointRef {
+            id: summary.id,
+            path,
+            timestamp_ms: summary.latest_ack_timestamp,
+            on_storage,
+        });
+        return;
     }
-    let dir = needs.checkpoint_dir.as_deref()?;
-    let path = backend
+    if !want_latest {
+        return;
+    }
+    let Some(dir) = needs.checkpoint_dir.as_deref() else {
+        return;
+    };
+    // Whether this backend can look at the storage at all (a local disk, not s3:// from
+    // outside the cluster): only then is "no checkpoint found" the truth.
+    obs.progress.checkpoint_lookup_complete = backend.snapshot_exists(dir).await.is_some();
+    let Some(path) = backend
         .latest_checkpoint_on_storage(dir, job.as_str())
-        .await?;
+        .await
+    else {
+        return;
+    };
     let id = path
         .trim_end_matches('/')
         .rsplit('/')
@@ -179,10 +262,11 @@ async fn latest_checkpoint<B: ClusterBackend>(
         .and_then(|s| s.strip_prefix("chk-"))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    Some(CheckpointRef {
+    let timestamp_ms = backend.snapshot_time(&path).await.unwrap_or(0);
+    obs.latest_checkpoint = Some(CheckpointRef {
         id,
         path,
-        timestamp_ms: 0,
+        timestamp_ms,
         on_storage: Some(true),
-    })
+    });
 }

@@ -22,6 +22,9 @@ pub struct Settings {
     pub default_state_dir: Option<String>,
     /// Flink options every cluster gets unless its spec sets them (backend-specific tuning).
     pub default_config: BTreeMap<String, String>,
+    /// Whether the engine starts TaskManagers that died (`scale` to the planned count): true
+    /// where nothing else restarts them (local processes); Kubernetes restarts pods itself.
+    pub restart_lost_taskmanagers: bool,
 }
 
 impl Default for Settings {
@@ -34,15 +37,17 @@ impl Default for Settings {
             paths: PathMap::default(),
             default_state_dir: None,
             default_config: BTreeMap::new(),
+            restart_lost_taskmanagers: false,
         }
     }
 }
 
 impl Settings {
-    /// Settings for `flinkpilot local`: observe every 2 s.
+    /// Settings for `flinkpilot local`: observe every 2 s, start TaskManagers that died.
     pub fn local() -> Self {
         Settings {
             observe_interval: Duration::from_secs(2),
+            restart_lost_taskmanagers: true,
             ..Settings::default()
         }
     }

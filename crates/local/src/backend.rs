@@ -281,6 +281,14 @@ impl ClusterBackend for LocalBackend {
         }))
     }
 
+    async fn snapshot_time(&self, path: &str) -> Option<i64> {
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || snapshots::snapshot_time(&path))
+            .await
+            .ok()
+            .flatten()
+    }
+
     async fn latest_checkpoint_on_storage(&self, dir: &str, job_id: &str) -> Option<String> {
         let (dir, job_id) = (dir.to_string(), job_id.to_string());
         tokio::task::spawn_blocking(move || snapshots::latest_checkpoint(&dir, &job_id))

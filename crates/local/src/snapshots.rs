@@ -80,6 +80,17 @@ pub(crate) fn dispose(uri: &str) -> Option<std::io::Result<()>> {
     Some(std::fs::remove_dir_all(&path))
 }
 
+/// When the snapshot at `uri` was completed: the modification time of its `_metadata` (Flink
+/// writes it last), epoch milliseconds. `None` when it is not on this machine or not there.
+pub(crate) fn snapshot_time(uri: &str) -> Option<i64> {
+    let modified = std::fs::metadata(local_path(uri)?.join("_metadata"))
+        .ok()?
+        .modified()
+        .ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
+}
+
 fn is_complete(dir: &Path) -> bool {
     dir.join("_metadata").is_file()
 }
@@ -118,6 +129,24 @@ mod tests {
             snapshot_exists("file:///nonexistent/flinkpilot/sp"),
             Some(false)
         );
+    }
+
+    #[test]
+    fn a_snapshot_is_as_old_as_its_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        checkpoint(dir.path(), "job", 1, true);
+        let uri = format!("file://{}/job/chk-1", dir.path().display());
+        let t = snapshot_time(&uri).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!(t > 0 && t <= now + 1000, "{t} vs {now}");
+        assert_eq!(
+            snapshot_time(&format!("file://{}/job/chk-9", dir.path().display())),
+            None
+        );
+        assert_eq!(snapshot_time("s3://bucket/chk-1"), None);
     }
 
     #[test]

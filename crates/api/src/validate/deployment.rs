@@ -79,14 +79,8 @@ pub(super) fn validate(d: &FlinkDeployment) -> Vec<Problem> {
             ));
         }
     }
-    let rollback = "kubernetes.operator.deployment.rollback.enabled";
-    if config.get_bool(rollback).ok().flatten() == Some(true) && !ha_enabled(config) {
-        out.push(Problem::new(
-            config_path(rollback),
-            "rollbacks need high availability; set high-availability.type (e.g. `kubernetes`) \
-             and high-availability.storageDir, or disable rollbacks",
-        ));
-    }
+    // Rollbacks do not need high availability here (the Apache operator requires it): the
+    // engine rolls back from the newest checkpoint or savepoint it can prove on storage.
     let health = "kubernetes.operator.cluster.health-check.enabled";
     let recovery = "kubernetes.operator.jm-deployment-recovery.enabled";
     if config.get_bool(health).ok().flatten() == Some(true)

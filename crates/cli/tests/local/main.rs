@@ -9,6 +9,7 @@
 
 mod errors;
 mod snapshots;
+mod recovery;
 mod support;
 
 use std::collections::BTreeMap;

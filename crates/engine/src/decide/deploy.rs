@@ -5,9 +5,9 @@
 use api::reconciled::ReconciledSpec;
 use api::{FlinkDeploymentSpec, ReconciliationState};
 
-use super::{Cx, is_first_deployment, is_suspended, running_copy};
+use super::{Cx, is_first_deployment, is_suspended, running_copy, upgrade_mode};
 use crate::action::{Action, Event, EventReason};
-use crate::observation::ClusterObservation;
+use crate::observation::{ClusterObservation, JobObservation};
 use crate::plan_builder::{self, PlanInput};
 
 /// No spec was reconciled yet.
@@ -100,9 +100,21 @@ pub(super) fn in_flight(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeployment
                 return;
             }
             ClusterObservation::Failed { .. } => {
-                // A deploy that never came up, replaced by a new spec: remove it first. The
-                // state it started from is still the recorded restore path.
+                // A deploy whose JobManager died, replaced by a new spec: remove it first,
+                // after recording the newest state of its job (it may have run and completed
+                // checkpoints before it died; else it is the state it started from).
                 if cx.validate() {
+                    match super::recovery::newest_state(cx, upgrade_mode(cx.desired), true) {
+                        Ok(Some(state)) => cx.set_restore_path(Some(state.path)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            cx.set_error(
+                                EventReason::UpgradeBlocked,
+                                format!("{}{e}; nothing was deleted", super::upgrade::BLOCKED),
+                            );
+                            return;
+                        }
+                    }
                     cx.act(Action::DeleteCluster);
                     cx.soon();
                 }
@@ -111,6 +123,14 @@ pub(super) fn in_flight(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeployment
             _ => {}
         }
     }
+    let spec = super::rollback::deployed_spec(&cx.status).unwrap_or_else(|| target.spec.clone());
+    deploy_recorded(cx, &spec);
+}
+
+/// Deploys `spec` as recorded: the recorded job id and restore path (idempotent). A cluster
+/// left from before the record (another plan, not running the recorded job: a restart or
+/// rollback recorded its redeploy and the pass ended before the delete) is deleted first.
+pub(super) fn deploy_recorded(cx: &mut Cx<'_>, spec: &FlinkDeploymentSpec) {
     let job_id = match cx.job_id() {
         Some(id) => id,
         None => {
@@ -124,20 +144,39 @@ pub(super) fn in_flight(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeployment
         PlanInput {
             key: &cx.key,
             owner_uid: cx.resource.metadata.uid.as_deref(),
-            spec: &target.spec,
+            spec,
             job_id: &job_id,
             restore: restore.as_deref(),
         },
         cx.settings,
     );
-    match plan {
-        Ok(plan) => {
-            cx.act(Action::Deploy(Box::new(plan)));
-            cx.soon();
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(e) => {
+            cx.set_error(
+                EventReason::ValidationError,
+                format!("{}{e}", super::INVALID_SPEC),
+            );
+            return;
         }
-        Err(e) => cx.set_error(
-            EventReason::ValidationError,
-            format!("{}{e}", super::INVALID_SPEC),
-        ),
+    };
+    let stale = match &cx.obs.cluster {
+        ClusterObservation::Absent => false,
+        ClusterObservation::Starting { plan_hash } => {
+            plan_hash.as_ref().is_some_and(|h| *h != plan.plan_hash)
+        }
+        ClusterObservation::Failed { plan_hash, .. } => {
+            plan_hash.as_ref().is_some_and(|h| *h != plan.plan_hash)
+        }
+        ClusterObservation::Running { plan_hash, .. } => {
+            plan_hash.as_ref().is_some_and(|h| *h != plan.plan_hash)
+                && matches!(cx.obs.job, JobObservation::NotFound)
+        }
+    };
+    if stale {
+        cx.act(Action::DeleteCluster);
+    } else {
+        cx.act(Action::Deploy(Box::new(plan)));
     }
+    cx.soon();
 }

@@ -20,9 +20,13 @@
 
 mod delete;
 mod deploy;
+pub mod health;
 mod observe_status;
+pub mod options;
 mod outcome;
 pub(crate) mod snapshots;
+mod recovery;
+mod rollback;
 mod suspend;
 mod upgrade;
 
@@ -108,6 +112,11 @@ pub struct ObserveNeeds {
     /// The checkpoint directory of the running cluster, for finding the latest checkpoint on
     /// storage when the JobManager cannot be asked.
     pub checkpoint_dir: Option<String>,
+    /// Whether the job's restart and checkpoint counters are needed (the health check).
+    pub job_progress: bool,
+    /// Whether the newest checkpoint is needed when the job failed or its JobManager is gone
+    /// (recovery in a stateful upgrade mode).
+    pub recovery_state: bool,
 }
 
 /// Prefix of `status.error` for an invalid spec; such an error is cleared once the spec is
@@ -162,6 +171,10 @@ pub fn observe_needs(resource: &FlinkDeployment, settings: &Settings) -> Observe
         latest_checkpoint: job.job_id.is_some()
             && (last_state(&resource.spec) || target.as_ref().is_some_and(last_state)),
         checkpoint_dir: plan_builder::checkpoint_dir(&key, running_spec, settings),
+        job_progress: job.job_id.is_some()
+            && options::flag(&resource.spec, settings, options::HEALTH_CHECK, false),
+        recovery_state: job.job_id.is_some()
+            && upgrade_mode(&resource.spec) != UpgradeMode::Stateless,
     }
 }
 
@@ -195,7 +208,9 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         Some(target) => {
             let suspended = is_suspended(&target.spec);
             match (recon.state(), suspended) {
-                (ReconciliationState::Upgrading, false) => deploy::in_flight(&mut cx, &target),
+                (ReconciliationState::Upgrading | ReconciliationState::RollingBack, false) => {
+                    deploy::in_flight(&mut cx, &target);
+                }
                 (ReconciliationState::Upgrading, true) => upgrade::stopping(&mut cx, &target),
                 (_, true) => suspend::suspended(&mut cx, &target),
                 (_, false) => upgrade::running(&mut cx, &target),

@@ -7,7 +7,7 @@ use api::{
     SavepointFormatType, SnapshotTriggerType, TaskManagerInfo,
 };
 
-use super::{Cx, JOB_FAILED, JOBMANAGER_FAILED, SAVEPOINT_FAILED, is_suspended};
+use super::{Cx, JOB_FAILED, JOBMANAGER_FAILED, SAVEPOINT_FAILED};
 use crate::action::{Action, Event, EventReason, SavepointCall, SavepointFormat};
 use crate::observation::{ClusterObservation, JobObservation, TriggerState};
 use crate::plan_builder;
@@ -212,30 +212,11 @@ fn fold_cluster(cx: &mut Cx<'_>) {
             cx.status.error = Some(message);
             cx.error_raised = true;
         }
-        ClusterObservation::Absent if expects_cluster(cx) => {
-            if matches!(
-                previous,
-                Some(Jm::Ready | Jm::DeployedNotReady | Jm::Deploying)
-            ) {
-                cx.events.push(Event::warning(
-                    EventReason::Missing,
-                    "The cluster is gone although the job should run; it is not recovered \
-                     automatically by this version",
-                ));
-            }
-        }
         ClusterObservation::Running { .. } if next == Some(Jm::Ready) => {
             cx.clear_error_of(&[JOBMANAGER_FAILED]);
         }
         _ => {}
     }
-}
-
-/// A running deployment whose recorded spec is deployed: the cluster should exist.
-fn expects_cluster(cx: &Cx<'_>) -> bool {
-    let recon = cx.status.reconciliation_status.clone().unwrap_or_default();
-    recon.state() == ReconciliationState::Deployed
-        && super::target_spec(&cx.status).is_some_and(|t| !is_suspended(&t))
 }
 
 /// The steady state of a deployed, running target: mark it stable, take manual savepoints,
@@ -245,13 +226,18 @@ pub(super) fn steady(
     target: &ReconciledSpec<FlinkDeploymentSpec>,
     spec_valid: bool,
 ) {
+    // Flink reports a job RUNNING while its tasks are still being deployed (or fail while
+    // they start), so stable also needs every task running where the details say so.
     let job_running = cx
         .observed_job()
-        .is_some_and(|j| j.state == FlinkJobState::Running);
+        .is_some_and(|j| j.state == FlinkJobState::Running && j.all_tasks_running != Some(false));
     let ready = cx.status.job_manager_deployment_status == Some(JobManagerDeploymentStatus::Ready);
     if job_running && ready {
         let recon = cx.recon();
-        if !recon.is_last_reconciled_spec_stable() {
+        // A rolled-back deployment runs `lastStableSpec`; the spec it recorded never was.
+        if !recon.is_last_reconciled_spec_stable()
+            && recon.state() != ReconciliationState::RolledBack
+        {
             recon.mark_reconciled_spec_stable();
         }
     }

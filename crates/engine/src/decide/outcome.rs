@@ -66,7 +66,12 @@ fn done(status: &mut FlinkDeploymentStatus, action: &Action, now_ms: i64, events
             let recon = status
                 .reconciliation_status
                 .get_or_insert_with(Default::default);
-            recon.state = Some(ReconciliationState::Deployed);
+            // A rollback ends rolled back: `lastStableSpec` runs, not `lastReconciledSpec`.
+            recon.state = Some(if recon.state() == ReconciliationState::RollingBack {
+                ReconciliationState::RolledBack
+            } else {
+                ReconciliationState::Deployed
+            });
             recon.reconciliation_timestamp = Some(now_ms);
             status.job_manager_deployment_status = Some(JobManagerDeploymentStatus::Deploying);
             let job = status.job_status.get_or_insert_with(Default::default);

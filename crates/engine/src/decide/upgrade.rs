@@ -21,6 +21,7 @@ use api::{
 };
 
 use super::observe_status::{record_trigger, savepoint_call, steady};
+use super::options::{LAST_STATE_FALLBACK, LAST_STATE_MAX_AGE, human};
 use super::{Cx, deploy, is_first_deployment, is_suspended, suspend, suspended_copy, upgrade_mode};
 use crate::action::{Action, Event, EventReason};
 use crate::observation::{CheckpointRef, ClusterObservation, JobInfo, JobObservation};
@@ -47,6 +48,9 @@ pub(super) fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSp
             if cx.set_target(&spec, is_first_deployment(&target)) {
                 target.spec = spec;
             }
+        }
+        if valid && super::recovery::check(cx, &target) {
+            return;
         }
         steady(cx, &target, valid);
         return;
@@ -224,11 +228,15 @@ fn alive(
                 // The stop's savepoint is recorded; the job should be ending. Cancelling is safe.
                 cancel(cx, info);
             } else if info.state != FlinkJobState::Running {
-                return Err(format!(
-                    "a savepoint needs the job to run, and it is {}; it is retried when the job \
-                     runs (or choose upgradeMode last-state or stateless)",
-                    info.state
-                ));
+                let why = format!("a savepoint needs the job to run, and it is {}", info.state);
+                if !plan_builder::retains_checkpoints_on_cancel(running_spec) {
+                    return Err(format!(
+                        "{why}; it is retried when the job runs (or choose upgradeMode \
+                         stateless)"
+                    ));
+                }
+                fallback_to_checkpoint(cx, &why)?;
+                cancel(cx, info);
             } else {
                 let call = savepoint_call(cx, running_spec, info.id.clone(), false);
                 record_trigger(cx, &call, SnapshotTriggerType::Upgrade);
@@ -238,6 +246,11 @@ fn alive(
             Ok(())
         }
         UpgradeMode::LastState => {
+            if cx.trigger_pending() {
+                // A savepoint taken because the newest checkpoint was too old.
+                cx.soon();
+                return Ok(());
+            }
             if cx.restore_path().is_none() {
                 let Some(checkpoint) = usable_checkpoint(cx) else {
                     return Err(format!(
@@ -246,6 +259,9 @@ fn alive(
                         info.id
                     ));
                 };
+                if let Some(too_old) = checkpoint_too_old(cx, &checkpoint) {
+                    return savepoint_instead(cx, info, running_spec, &too_old);
+                }
                 cx.set_restore_path(Some(checkpoint.path));
             }
             cancel(cx, info);
@@ -282,17 +298,26 @@ fn require_state(cx: &mut Cx<'_>, mode: UpgradeMode, why: &str) -> Result<(), St
     match mode {
         UpgradeMode::Stateless => Ok(()),
         UpgradeMode::Savepoint => match cx.restore_path() {
+            // A fallback to last-state recorded a checkpoint: a newer one may have completed
+            // since (as for last-state stops).
+            Some(recorded) if checkpoint_id(&recorded).is_some() => {
+                if let Some(checkpoint) = usable_checkpoint(cx)
+                    && super::recovery::checkpoint_is_newer(cx, &checkpoint, &recorded)
+                {
+                    cx.set_restore_path(Some(checkpoint.path));
+                }
+                Ok(())
+            }
             Some(_) => Ok(()),
-            None => Err(format!(
-                "{why} and no savepoint of it was taken; choose upgradeMode last-state to \
-                 restore from its latest checkpoint, or stateless to start empty"
-            )),
+            None => fallback_to_checkpoint(cx, &format!("{why} and no savepoint of it was taken")),
         },
         UpgradeMode::LastState => {
             if let Some(checkpoint) = usable_checkpoint(cx) {
                 let newer = match cx.restore_path() {
                     None => true,
-                    Some(recorded) => checkpoint_id(&recorded).is_none_or(|id| checkpoint.id > id),
+                    Some(recorded) => {
+                        super::recovery::checkpoint_is_newer(cx, &checkpoint, &recorded)
+                    }
                 };
                 if newer {
                     cx.set_restore_path(Some(checkpoint.path));
@@ -310,6 +335,84 @@ fn require_state(cx: &mut Cx<'_>, mode: UpgradeMode, why: &str) -> Result<(), St
     }
 }
 
+/// A savepoint upgrade of a job that cannot take a savepoint (`why`) restores its newest
+/// checkpoint instead when `kubernetes.operator.job.upgrade.last-state-fallback.enabled`
+/// (default true, as in the Apache operator); it never falls back to empty state.
+fn fallback_to_checkpoint(cx: &mut Cx<'_>, why: &str) -> Result<(), String> {
+    if !cx.option_bool(LAST_STATE_FALLBACK, true) {
+        return Err(format!(
+            "{why}, and {LAST_STATE_FALLBACK} is false; choose upgradeMode last-state to \
+             restore from its latest checkpoint, or stateless to start empty"
+        ));
+    }
+    let Some(checkpoint) = usable_checkpoint(cx) else {
+        return Err(format!(
+            "{why}, and no completed checkpoint of it can be proven to exist to fall back to; \
+             nothing was deleted. Choose upgradeMode stateless to start empty, or set \
+             spec.job.initialSavepointPath and savepointRedeployNonce"
+        ));
+    };
+    cx.events.push(Event::warning(
+        EventReason::SpecChanged,
+        format!(
+            "{why}: falling back to last-state ({LAST_STATE_FALLBACK}), the job will restore \
+             checkpoint {} ({})",
+            checkpoint.id, checkpoint.path
+        ),
+    ));
+    cx.set_restore_path(Some(checkpoint.path));
+    Ok(())
+}
+
+/// Why `checkpoint` is too old for a last-state upgrade
+/// (`kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age`), or `None`.
+fn checkpoint_too_old(cx: &Cx<'_>, checkpoint: &CheckpointRef) -> Option<String> {
+    let max = cx.option_duration(LAST_STATE_MAX_AGE)?;
+    if checkpoint.timestamp_ms <= 0 {
+        return None;
+    }
+    let age_ms = cx.now_ms.saturating_sub(checkpoint.timestamp_ms).max(0);
+    let age = std::time::Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
+    (age > max).then(|| {
+        format!(
+            "the newest checkpoint ({}, {}) is {} old, more than {LAST_STATE_MAX_AGE} ({})",
+            checkpoint.id,
+            checkpoint.path,
+            human(age),
+            human(max)
+        )
+    })
+}
+
+/// A last-state upgrade whose newest checkpoint is too old: wait for a checkpoint in
+/// progress, or else stop the job with a savepoint (as the Apache operator does).
+fn savepoint_instead(
+    cx: &mut Cx<'_>,
+    info: &JobInfo,
+    running_spec: &FlinkDeploymentSpec,
+    too_old: &str,
+) -> Result<(), String> {
+    if cx.obs.progress.pending_checkpoint_ms.is_some() {
+        cx.soon();
+        return Ok(());
+    }
+    if info.state != FlinkJobState::Running {
+        return Err(format!(
+            "{too_old}, and the job is {}, so no savepoint can be taken instead",
+            info.state
+        ));
+    }
+    cx.events.push(Event::normal(
+        EventReason::SpecChanged,
+        format!("{too_old}; stopping the job with a savepoint instead"),
+    ));
+    let call = savepoint_call(cx, running_spec, info.id.clone(), false);
+    record_trigger(cx, &call, SnapshotTriggerType::Upgrade);
+    cx.act(Action::StopWithSavepoint(call));
+    cx.soon();
+    Ok(())
+}
+
 /// The observed latest checkpoint, unless storage says it is not there.
 fn usable_checkpoint(cx: &Cx<'_>) -> Option<CheckpointRef> {
     cx.obs
@@ -319,7 +422,7 @@ fn usable_checkpoint(cx: &Cx<'_>) -> Option<CheckpointRef> {
 }
 
 /// The id in a `…/chk-N` path.
-fn checkpoint_id(path: &str) -> Option<u64> {
+pub(super) fn checkpoint_id(path: &str) -> Option<u64> {
     path.trim_end_matches('/')
         .rsplit('/')
         .next()?

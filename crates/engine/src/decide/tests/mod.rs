@@ -2,6 +2,7 @@
 
 mod props;
 mod snapshots;
+mod recovery;
 mod stops;
 mod transitions;
 
@@ -114,6 +115,7 @@ pub(super) fn job(id: &str, state: FlinkJobState) -> JobObservation {
         state,
         start_time_ms: NOW - 60_000,
         update_time_ms: NOW - 1_000,
+        all_tasks_running: Some(true),
     })
 }
 
@@ -128,6 +130,7 @@ pub(super) fn running_cluster(job: JobObservation) -> Observation {
         latest_checkpoint: None,
         failure_cause: None,
         snapshots: Default::default(),
+        progress: Default::default(),
     }
 }
 
@@ -141,6 +144,7 @@ pub(super) fn absent() -> Observation {
         latest_checkpoint: None,
         failure_cause: None,
         snapshots: Default::default(),
+        progress: Default::default(),
     }
 }
 

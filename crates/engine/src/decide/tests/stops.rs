@@ -121,7 +121,13 @@ fn a_stop_whose_savepoint_is_recorded_but_job_lingers_is_cancelled() {
 
 #[test]
 fn a_savepoint_upgrade_of_a_failed_job_is_blocked_until_another_mode_is_chosen() {
-    let d = with_args(deployed(app(UpgradeMode::Savepoint)), &["x"]);
+    let d = with_args(
+        deployed(app(UpgradeMode::Savepoint).with_config(
+            "kubernetes.operator.job.upgrade.last-state-fallback.enabled",
+            "false",
+        )),
+        &["x"],
+    );
     let decision = run(&d, &running_cluster(job(OLD_JOB, FlinkJobState::Failed)));
     assert!(decision.actions.is_empty(), "{:?}", decision.actions);
     let error = decision.status.error.clone().unwrap();

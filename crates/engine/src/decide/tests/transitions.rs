@@ -192,6 +192,7 @@ fn jobmanager_status_follows_the_observation(
         latest_checkpoint: None,
         failure_cause: None,
         snapshots: Default::default(),
+        progress: Default::default(),
     };
     let decision = run(&d, &obs);
     assert_eq!(decision.status.job_manager_deployment_status, expected);
@@ -200,7 +201,11 @@ fn jobmanager_status_follows_the_observation(
 
 #[test]
 fn a_failed_jobmanager_puts_its_reason_and_log_in_the_error() {
-    let d = deployed(app(UpgradeMode::Savepoint));
+    // Recovery off: this is about the report (recovery has its own tests).
+    let d = deployed(app(UpgradeMode::Savepoint).with_config(
+        "kubernetes.operator.jm-deployment-recovery.enabled",
+        "false",
+    ));
     let obs = Observation {
         cluster: ClusterObservation::Failed {
             plan_hash: None,

@@ -154,9 +154,17 @@ fn check_pass(d: &FlinkDeployment, decision: &Decision, before: Option<api::Reco
         .as_ref()
         .and_then(|j| j.upgrade_savepoint_path.clone());
     let deleting = d.metadata.deletion_timestamp.is_some();
-    let mode = target_spec(status).map(|t| super::super::upgrade_mode(&t));
+    let target = target_spec(status);
+    let mode = target.as_ref().map(super::super::upgrade_mode);
+    // Deleting the cluster of a running target is a recovery or rollback: it records the
+    // newest state there is, which may be none (a job that never completed a checkpoint);
+    // the world checks that the redeploy restores at least the newest checkpoint.
+    let recovering = target
+        .as_ref()
+        .is_some_and(|t| !super::super::is_suspended(t));
     for action in &decision.actions {
         match action {
+            Action::DeleteCluster if recovering && !deleting => {}
             Action::CancelJob { .. } | Action::DeleteCluster if !deleting => {
                 if matches!(mode, Some(UpgradeMode::Savepoint | UpgradeMode::LastState)) {
                     assert!(

@@ -39,7 +39,13 @@ pub(super) struct Cluster {
 #[derive(Clone, Debug)]
 pub(super) enum Stop {
     Savepoint(String),
-    LastState { job: SimJob },
+    LastState {
+        job: SimJob,
+    },
+    /// A recovery (or rollback) of a running target: restores the job's newest state.
+    Recovery {
+        job: SimJob,
+    },
     Stateless,
 }
 
@@ -122,6 +128,8 @@ impl World {
 
     pub(super) fn observe(&self, needs: &ObserveNeeds) -> Observation {
         let mut obs = absent();
+        // The simulated storage can always be listed.
+        obs.progress.checkpoint_lookup_complete = true;
         let Some(c) = &self.cluster else {
             obs.latest_checkpoint = self.storage_checkpoint(needs);
             return obs;
@@ -166,7 +174,9 @@ impl World {
                 None => TriggerState::Unknown,
             },
         });
-        if needs.latest_checkpoint && needs.job_id.as_deref() == Some(c.job.id.as_str()) {
+        let wanted = needs.latest_checkpoint
+            || (needs.recovery_state && c.job.state != FlinkJobState::Running);
+        if wanted && needs.job_id.as_deref() == Some(c.job.id.as_str()) {
             obs.latest_checkpoint = c.job.checkpoints.last().map(|(id, path)| CheckpointRef {
                 id: *id,
                 path: path.clone(),
@@ -179,7 +189,7 @@ impl World {
 
     /// The newest `chk-N` of the job under the checkpoint dir, as the backend would find it.
     fn storage_checkpoint(&self, needs: &ObserveNeeds) -> Option<CheckpointRef> {
-        if !needs.latest_checkpoint {
+        if !needs.latest_checkpoint && !needs.recovery_state {
             return None;
         }
         let job_id = needs.job_id.as_ref()?;
@@ -201,7 +211,12 @@ impl World {
         action: &Action,
         status: &api::FlinkDeploymentStatus,
     ) -> Outcome {
-        let mode = target_spec(status).map(|t| super::super::upgrade_mode(&t));
+        let target = target_spec(status);
+        let mode = target.as_ref().map(super::super::upgrade_mode);
+        // A running target being redeployed: a recovery or rollback, not a stop.
+        let recovering = target
+            .as_ref()
+            .is_some_and(|t| !super::super::is_suspended(t));
         let path = status
             .job_status
             .as_ref()
@@ -210,7 +225,11 @@ impl World {
             Action::Deploy(plan) => self.deploy(plan, status),
             Action::DeleteCluster => {
                 if let Some(c) = self.cluster.take() {
-                    self.record_stop(mode, &c.job, path);
+                    if recovering && mode != Some(UpgradeMode::Stateless) {
+                        self.last_stop = Some(Stop::Recovery { job: c.job });
+                    } else {
+                        self.record_stop(mode, &c.job, path);
+                    }
                 }
                 Outcome::Done
             }
@@ -269,6 +288,12 @@ impl World {
         self.last_stop = match mode {
             Some(UpgradeMode::LastState) => Some(Stop::LastState { job: job.clone() }),
             Some(UpgradeMode::Stateless) => Some(Stop::Stateless),
+            // A savepoint stop that fell back to last-state (the job could not take one).
+            Some(UpgradeMode::Savepoint)
+                if path.as_deref().is_some_and(|p| p.contains("/chk-")) =>
+            {
+                Some(Stop::LastState { job: job.clone() })
+            }
             Some(UpgradeMode::Savepoint) => {
                 assert_eq!(
                     path, job.stop_savepoint,
@@ -334,6 +359,21 @@ impl World {
                         restore.as_deref(),
                         Some(newest.as_str()),
                         "after a last-state stop, the newest checkpoint is restored"
+                    );
+                }
+            }
+            Some(Stop::Recovery { job }) => {
+                let newest = self
+                    .files
+                    .iter()
+                    .filter(|(p, _)| p.contains(&format!("/{}/chk-", job.id)))
+                    .map(|(_, v)| *v)
+                    .max();
+                if let Some(newest) = newest {
+                    assert!(
+                        value >= newest,
+                        "a recovery restores at least the newest checkpoint ({newest}), not \
+                         {restore:?} ({value})"
                     );
                 }
             }
