@@ -57,6 +57,9 @@ pub async fn observe<B: ClusterBackend>(
             });
         }
     }
+    if needs.session_cluster && matches!(cluster, ClusterObservation::Running { .. }) {
+        obs.job = session_rest(backend, key).await;
+    }
     if needs.latest_checkpoint {
         obs.latest_checkpoint = latest_checkpoint(backend, client.as_ref(), &job_id, needs).await;
     }
@@ -178,4 +181,17 @@ async fn latest_checkpoint<B: ClusterBackend>(
         timestamp_ms: 0,
         on_storage: Some(true),
     })
+}
+
+/// Whether a session cluster's REST API answers: `NotFound` (it answers; there is no job of its
+/// own to report) or `Unknown` with the reason.
+async fn session_rest<B: ClusterBackend>(backend: &B, key: &ResourceKey) -> JobObservation {
+    let answer = match backend.flink_client(key) {
+        Ok(client) => client.overview().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match answer {
+        Ok(_) => JobObservation::NotFound,
+        Err(reason) => JobObservation::Unknown { reason },
+    }
 }

@@ -22,6 +22,7 @@ mod delete;
 mod deploy;
 mod observe_status;
 mod outcome;
+mod session;
 mod suspend;
 mod upgrade;
 
@@ -105,6 +106,9 @@ pub struct ObserveNeeds {
     /// The checkpoint directory of the running cluster, for finding the latest checkpoint on
     /// storage when the JobManager cannot be asked.
     pub checkpoint_dir: Option<String>,
+    /// A session cluster: it has no job of its own, so whether its REST API answers is asked
+    /// directly (the answer is reported as [`crate::JobObservation::NotFound`]).
+    pub session_cluster: bool,
 }
 
 /// Prefix of `status.error` for an invalid spec; such an error is cleared once the spec is
@@ -158,6 +162,7 @@ pub fn observe_needs(resource: &FlinkDeployment, settings: &Settings) -> Observe
         latest_checkpoint: job.job_id.is_some()
             && (last_state(&resource.spec) || target.as_ref().is_some_and(last_state)),
         checkpoint_dir: plan_builder::checkpoint_dir(&key, running_spec, settings),
+        session_cluster: running_spec.job.is_none(),
     }
 }
 
@@ -169,15 +174,6 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         delete::step(&mut cx);
         return cx.finish();
     }
-    if cx.resource.spec.job.is_none() {
-        cx.set_error(
-            EventReason::ValidationError,
-            "Session clusters (a FlinkDeployment without spec.job) are not managed by this \
-             version of flinkpilot; add spec.job to run an application"
-                .to_string(),
-        );
-        return cx.finish();
-    }
     let recon = cx.status.reconciliation_status.clone().unwrap_or_default();
     let target = match recon.last_reconciled::<FlinkDeploymentSpec>() {
         Ok(t) => t,
@@ -186,6 +182,14 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
             return cx.finish();
         }
     };
+    // What runs decides the path (a spec switching kinds is refused by validation there).
+    let session = target
+        .as_ref()
+        .map_or(cx.desired.job.is_none(), |t| t.spec.job.is_none());
+    if session {
+        session::step(&mut cx, target);
+        return cx.finish();
+    }
     match target {
         None => deploy::new(&mut cx),
         Some(target) => {

@@ -1,6 +1,7 @@
 //! Tests of `decide`: one table of transitions per phase, and properties over random sequences.
 
 mod props;
+mod session;
 mod stops;
 mod transitions;
 
