@@ -40,21 +40,27 @@ pub struct ConfigValueError {
     pub reason: String,
 }
 
-/// `true` for keys whose values must not appear in messages, logs or events (passwords,
-/// secrets, tokens, credentials, private keys).
+/// `true` for keys whose values must not appear in messages, logs, events or status:
+/// passwords, secrets, tokens, credentials, key material, authentication settings (compared
+/// case-insensitively, like Flink's own log masking). The one list every crate uses.
 pub fn is_sensitive_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
+    const MARKERS: &[&str] = &[
         "password",
         "secret",
         "token",
         "credential",
         "private-key",
         "access-key",
+        "apikey",
+        "api-key",
+        "account.key",
+        // also covers `auth-params`, `basic-auth`, `authorization`
         "auth",
-    ]
-    .iter()
-    .any(|word| k.contains(word))
+        "jaas.config",
+        "http-headers",
+    ];
+    let key = key.to_ascii_lowercase();
+    MARKERS.iter().any(|m| key.contains(m))
 }
 
 /// The value quoted for a message, or `<redacted>` for sensitive keys.
@@ -289,6 +295,27 @@ pub(crate) fn config_field_schema(_: &mut SchemaGenerator) -> Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_looking_keys_of_every_kind_are_sensitive() {
+        for key in [
+            "s3.secret-key",
+            "fs.azure.account.key.acc.blob.core.windows.net",
+            "properties.sasl.jaas.config",
+            "security.ssl.rest.keystore-password",
+            "metrics.reporter.dghttp.apikey",
+            "kubernetes.operator.metrics.reporter.basic-auth.user",
+            "source.http-headers",
+        ] {
+            assert!(is_sensitive_key(key), "{key}");
+        }
+        for key in [
+            "execution.checkpointing.dir",
+            "taskmanager.numberOfTaskSlots",
+        ] {
+            assert!(!is_sensitive_key(key), "{key}");
+        }
+    }
 
     fn yaml(s: &str) -> FlinkConfiguration {
         serde_saphyr::from_str(s).unwrap()

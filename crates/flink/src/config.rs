@@ -105,27 +105,9 @@ impl fmt::Debug for FlinkConfig {
     }
 }
 
-/// Whether an option's value must never appear in logs, events or status: its name mentions
-/// a password, secret, token, key material or credentials (compared case-insensitively, as
-/// Flink's own log masking does).
-pub fn is_sensitive_key(key: &str) -> bool {
-    const MARKERS: &[&str] = &[
-        "password",
-        "secret",
-        "token",
-        "apikey",
-        "api-key",
-        "account.key",
-        "private-key",
-        "credential",
-        "auth-params",
-        "basic-auth",
-        "jaas.config",
-        "http-headers",
-    ];
-    let key = key.to_ascii_lowercase();
-    MARKERS.iter().any(|m| key.contains(m))
-}
+/// Whether an option's value must never appear in logs, events or status (one list for every
+/// crate, kept with the resource types).
+pub use api::config::is_sensitive_key;
 
 /// Flink option names are plain (`a.b-c.d`) and stay readable unquoted; anything else is quoted.
 fn push_yaml_key(out: &mut String, key: &str) {

@@ -64,7 +64,7 @@ fn redact_line(line: &str) -> String {
 
 /// Flink's list of secret-looking option names, and ours.
 fn sensitive(key: &str) -> bool {
-    is_sensitive_key(key) || api::config::is_sensitive_key(key)
+    is_sensitive_key(key)
 }
 
 #[cfg(test)]

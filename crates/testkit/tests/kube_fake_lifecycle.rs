@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flinkpilot_testkit::kube_fake::FakeApiServer;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
@@ -21,6 +20,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+mod kube_common;
+use kube_common::{api_error, fake};
+
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema)]
 #[kube(
     group = "flink.apache.org",
@@ -30,19 +32,6 @@ use serde_json::{Value, json};
 )]
 struct FdSpec {
     image: String,
-}
-
-async fn fake() -> FakeApiServer {
-    FakeApiServer::start()
-        .await
-        .expect("fake API server starts")
-}
-
-fn api_error(err: kube::Error) -> Box<kube::core::Status> {
-    match err {
-        kube::Error::Api(status) => status,
-        other => panic!("expected an API error, got {other:?}"),
-    }
 }
 
 fn cm_with(name: &str, finalizers: &[&str], owner: Option<Value>) -> Value {

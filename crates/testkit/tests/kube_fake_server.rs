@@ -2,7 +2,7 @@
 //! registration, metadata-only and dynamic access, the event recorder, the request log, fault
 //! injection, dry runs, seeding and shutdown.
 
-use flinkpilot_testkit::kube_fake::{FakeApiServer, Fault, Verb};
+use flinkpilot_testkit::kube_fake::{Fault, Verb};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{
@@ -15,71 +15,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// A local stand-in for the real FlinkDeployment type (being written on another branch).
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    group = "flink.apache.org",
-    version = "v1beta1",
-    kind = "FlinkDeployment",
-    namespaced,
-    status = "FdStatus"
-)]
-#[serde(rename_all = "camelCase")]
-struct FdSpec {
-    image: Option<String>,
-    task_manager: Option<TaskManager>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-struct TaskManager {
-    replicas: Option<i32>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-struct FdStatus {
-    lifecycle_state: Option<String>,
-}
-
-async fn fake() -> FakeApiServer {
-    FakeApiServer::start()
-        .await
-        .expect("fake API server starts")
-}
-
-fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
-    ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            ..ObjectMeta::default()
-        },
-        data: Some([("k".to_string(), "v".to_string())].into()),
-        ..ConfigMap::default()
-    }
-}
-
-fn fd(name: &str, image: &str) -> FlinkDeployment {
-    FlinkDeployment::new(
-        name,
-        FdSpec {
-            image: Some(image.to_string()),
-            task_manager: Some(TaskManager { replicas: Some(1) }),
-        },
-    )
-}
-
-fn api_error(err: kube::Error) -> Box<kube::core::Status> {
-    match err {
-        kube::Error::Api(status) => status,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
+mod kube_common;
+use kube_common::*;
 
 #[tokio::test]
 async fn discovery_serves_core_apps_and_flink_types() {

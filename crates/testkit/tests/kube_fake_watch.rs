@@ -18,11 +18,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-async fn fake() -> FakeApiServer {
-    FakeApiServer::start()
-        .await
-        .expect("fake API server starts")
-}
+mod kube_common;
+use kube_common::fake;
 
 fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
