@@ -43,7 +43,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube_core::{ApiResource, Resource};
 use serde_json::Value;
 
-pub use config::{ClusterConfig, Ports};
+pub use config::{ClusterConfig, Ports, REST_PORT};
 pub use config_map::config_file_name;
 pub use labels::{ClusterType, Component};
 pub use merge::ArrayMerge;
