@@ -245,6 +245,20 @@ impl K8sStore {
         Ok(())
     }
 
+    /// Why the stored `key` does not read as a `FlinkDeployment`, naming the field (the watch's
+    /// own error does not say where); `None` when it cannot be read again or reads fine now.
+    async fn unreadable_field(&self, key: &ResourceKey) -> Option<String> {
+        let resource = ApiResource::erase::<FlinkDeployment>(&());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &key.namespace, &resource);
+        let object = api.get_opt(&key.name).await.ok()??;
+        let value = serde_json::to_value(object).ok()?;
+        match serde_path_to_error::deserialize::<_, FlinkDeployment>(value) {
+            Ok(_) => None,
+            Err(e) => Some(format!("{}: {}", e.path(), e.inner())),
+        }
+    }
+
     /// Reports an object that cannot be read as a `FlinkDeployment`: a `ValidationError`
     /// event and `status.error` (best effort; nothing else is done with it).
     pub async fn report_unreadable(
@@ -253,6 +267,10 @@ impl K8sStore {
         reference: &ObjectReference,
         error: &str,
     ) -> Result<(), StoreError> {
+        let error = self
+            .unreadable_field(key)
+            .await
+            .unwrap_or_else(|| error.to_string());
         let message =
             format!("Invalid spec, nothing was changed: the object cannot be read: {error}");
         let event = Event::warning(engine::EventReason::ValidationError, message.clone());

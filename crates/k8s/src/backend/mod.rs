@@ -37,7 +37,7 @@ use crate::resources::REST_PORT;
 use crate::resources::ResourceSettings;
 
 pub use observe::PLAN_HASH_ANNOTATION;
-pub use rest::{ProxyAccess, RestAccess, RestAccessError};
+pub use rest::{ProxyAccess, RestAccess, RestAccessError, RestUrls};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "flinkpilot";

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -19,6 +19,8 @@ use flink::{BearerToken, ClientConfig, ClientIdentity, TlsConfig};
 use serde_json::Value;
 use url::Url;
 
+/// How long a client built from [`RestUrls`] is used before the URL is looked up again.
+const FIXED_URL_REFRESH: Duration = Duration::from_secs(1);
 /// How often a token file is read again (Kubernetes rotates projected tokens hourly).
 const TOKEN_FILE_REFRESH: Duration = Duration::from_secs(60);
 /// How long an `exec` credential without an expiry is used before the plugin runs again.
@@ -38,6 +40,45 @@ pub enum RestAccess {
     InCluster,
     /// The API server's service proxy, with the kubeconfig's credentials.
     ApiServerProxy(Box<ProxyAccess>),
+    /// Explicit JobManager URLs per resource (a `kubectl port-forward`, a test's local Flink);
+    /// resources without one are reached in the cluster.
+    Fixed(RestUrls),
+}
+
+/// JobManager URLs by resource, shared: entries added later are used by the next client the
+/// backend builds.
+#[derive(Clone, Debug, Default)]
+pub struct RestUrls(Arc<RwLock<HashMap<ResourceKey, String>>>);
+
+impl RestUrls {
+    /// No explicit URLs yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends REST calls for `key` to `url` (e.g. `http://127.0.0.1:8081/`).
+    pub fn set(&self, key: &ResourceKey, url: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone(), url.to_string());
+    }
+
+    /// Forgets the URL of `key`.
+    pub fn remove(&self, key: &ResourceKey) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    fn get(&self, key: &ResourceKey) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
 }
 
 impl RestAccess {
@@ -48,13 +89,21 @@ impl RestAccess {
         key: &ResourceKey,
         port: u16,
     ) -> Result<(ClientConfig, Option<Instant>), RestAccessError> {
+        let in_cluster = || {
+            let url = format!("http://{}-rest.{}.svc:{port}/", key.name, key.namespace);
+            ClientConfig::new(&url).map_err(|e| RestAccessError(e.to_string()))
+        };
         match self {
-            RestAccess::InCluster => {
-                let url = format!("http://{}-rest.{}.svc:{port}/", key.name, key.namespace);
-                let config = ClientConfig::new(&url).map_err(|e| RestAccessError(e.to_string()))?;
-                Ok((config, None))
-            }
+            RestAccess::InCluster => Ok((in_cluster()?, None)),
             RestAccess::ApiServerProxy(proxy) => proxy.client_config(key, port),
+            // a URL set later must be picked up: cached clients are built again soon
+            RestAccess::Fixed(urls) => match urls.get(key) {
+                Some(url) => Ok((
+                    ClientConfig::new(&url).map_err(|e| RestAccessError(e.to_string()))?,
+                    Some(Instant::now() + FIXED_URL_REFRESH),
+                )),
+                None => Ok((in_cluster()?, Some(Instant::now() + FIXED_URL_REFRESH))),
+            },
         }
     }
 }
@@ -406,7 +455,8 @@ mod tests {
         }))
         .unwrap();
         config.root_cert = Some(vec![vec![1, 2, 3]]);
-        let access = RestAccess::ApiServerProxy(Box::new(ProxyAccess::from_kube_config(&config).unwrap()));
+        let access =
+            RestAccess::ApiServerProxy(Box::new(ProxyAccess::from_kube_config(&config).unwrap()));
         let (client, _) = access.client_config(&key(), 8081).unwrap();
         assert_eq!(
             client.bearer_token.as_ref().unwrap().expose(),
