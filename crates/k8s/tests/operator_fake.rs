@@ -455,3 +455,76 @@ async fn an_application_without_cleanup_needs_is_deleted_by_the_garbage_collecto
     );
     operator.stop().await;
 }
+
+fn lease_holder(server: &FakeApiServer) -> String {
+    server
+        .get(
+            "coordination.k8s.io/v1",
+            "leases",
+            "flinkpilot",
+            "flinkpilot-operator-leader",
+        )
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Writes other than those to the Lease.
+fn work_writes(replica: &op::Replica) -> Vec<(String, String)> {
+    replica
+        .writes()
+        .into_iter()
+        .filter(|(_, path)| !path.contains("/leases"))
+        .collect()
+}
+
+#[tokio::test]
+async fn with_two_replicas_only_the_lease_holder_writes_and_the_other_takes_over() {
+    let server = fake().await;
+    let a = op::start(&server, Options::new("op-a").with_leader_election());
+    wait(&server, "op-a holds the lease", |s| {
+        lease_holder(s) == "op-a"
+    })
+    .await;
+    let b = op::start(&server, Options::new("op-b").with_leader_election());
+    seed(
+        &server,
+        &FlinkDeployment::test("first")
+            .application()
+            .in_namespace(NS),
+    );
+    wait(&server, "the leader deploys", |s| {
+        jm_exists(s, "first") && recon_state(s, "first") == "DEPLOYED"
+    })
+    .await;
+    assert!(!work_writes(&a).is_empty());
+    assert_eq!(
+        work_writes(&b),
+        Vec::<(String, String)>::new(),
+        "the standby wrote nothing but its lease attempts"
+    );
+
+    // the leader stops and gives the lease back; the standby takes over and acts
+    a.stop().await;
+    wait(&server, "op-b holds the lease", |s| {
+        lease_holder(s) == "op-b"
+    })
+    .await;
+    seed(
+        &server,
+        &FlinkDeployment::test("second")
+            .application()
+            .in_namespace(NS),
+    );
+    wait(&server, "the new leader deploys", |s| {
+        jm_exists(s, "second") && recon_state(s, "second") == "DEPLOYED"
+    })
+    .await;
+    assert!(
+        work_writes(&b)
+            .iter()
+            .any(|(m, p)| m == "PATCH" && p.ends_with("/deployments/second")),
+        "{:?}",
+        work_writes(&b)
+    );
+    b.stop().await;
+}
