@@ -48,6 +48,7 @@ pub use config_map::config_file_name;
 pub use labels::{ClusterType, Component};
 pub use merge::ArrayMerge;
 pub use names::ClusterNames;
+pub use options::{join_escaped, split_escaped};
 
 use config::{ConfigInputs, image_key};
 use options::Options;
