@@ -103,6 +103,8 @@ struct Inner {
     /// Resources whose last deploy or scale was refused as invalid (retrying cannot help
     /// before the spec changes).
     refused: Mutex<HashSet<ResourceKey>>,
+    /// Resources whose last observation found a JobManager Deployment without a ready replica.
+    starting: Mutex<HashSet<ResourceKey>>,
 }
 
 struct CachedClient {
@@ -132,6 +134,7 @@ impl K8sBackend {
                 rest_ports: Mutex::default(),
                 clients: Mutex::default(),
                 refused: Mutex::default(),
+                starting: Mutex::default(),
             }),
         }
     }
@@ -144,6 +147,12 @@ impl K8sBackend {
     /// Whether the last deploy or scale of `key` was refused as invalid; clears the mark.
     pub fn take_refused(&self, key: &ResourceKey) -> bool {
         lock(&self.inner.refused).remove(key)
+    }
+
+    /// Whether the last observation of `key` found its JobManager Deployment without a ready
+    /// replica: the Deployment's next status change (watched) says when that changes.
+    pub fn is_starting(&self, key: &ResourceKey) -> bool {
+        lock(&self.inner.starting).contains(key)
     }
 
     fn mark(&self, key: &ResourceKey, result: &Result<(), BackendError>) {
@@ -165,6 +174,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ClusterBackend for K8sBackend {
     async fn observe(&self, key: &ResourceKey) -> Result<ClusterObservation, BackendError> {
         let (observation, rest_port) = apply::observe(&self.inner.client, key).await?;
+        if matches!(observation, ClusterObservation::Starting { .. }) {
+            lock(&self.inner.starting).insert(key.clone());
+        } else {
+            lock(&self.inner.starting).remove(key);
+        }
         let mut ports = lock(&self.inner.rest_ports);
         match rest_port {
             Some(port) => {
