@@ -47,7 +47,6 @@ const CONFLICT_RETRIES: usize = 3;
 ///   savepoint first;
 /// - high availability — Flink keeps its HA ConfigMaps after its JobManager is gone (they are
 ///   owned by nothing), and the operator deletes them with the cluster;
-/// - a session cluster — as with the Apache operator, it stays while `FlinkSessionJob`s name it.
 ///
 /// Anything else is deleted by the garbage collector through owner references.
 pub fn needs_finalizer(d: &FlinkDeployment) -> bool {
@@ -61,7 +60,7 @@ pub fn needs_finalizer(d: &FlinkDeployment) -> bool {
         .iter()
         .find_map(|k| config.get(k))
         .is_some_and(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("none"));
-    flag || ha || d.spec.job.is_none()
+    flag || ha
 }
 
 /// What the store knows of one resource: the version a decision is based on.
@@ -502,6 +501,9 @@ mod tests {
         assert!(!needs_finalizer(
             &app.clone().with_config("high-availability.type", "NONE")
         ));
-        assert!(needs_finalizer(&FlinkDeployment::test("session")));
+        assert!(
+            !needs_finalizer(&FlinkDeployment::test("session")),
+            "a session cluster goes with its owner too (no FlinkSessionJob guard yet)"
+        );
     }
 }

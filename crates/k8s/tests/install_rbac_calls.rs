@@ -373,13 +373,14 @@ async fn a_namespace_that_is_not_watched_grants_the_operator_nothing() {
 
 /// The requests the running operator (controller, store, backend, event recorder, leader
 /// election) makes over the life of two FlinkDeployments in `team-a`: an application with an
-/// ingress is created; a session cluster is created, changed (its cluster replaced) and
-/// deleted through the finalizer.
+/// ingress is created and deleted through the finalizer (savepoint on deletion); a session
+/// cluster is created and changed (its cluster replaced).
 async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord> {
     use support::operator::{self as op, Options, status_str};
     let server = FakeApiServer::start().await.unwrap();
     let mut app = FlinkDeployment::test("counter")
         .application()
+        .with_config("kubernetes.operator.job.savepoint-on-deletion", "true")
         .in_namespace(WATCHED);
     app.spec.ingress = Some(IngressSpec {
         template: Some("{{name}}.{{namespace}}.example.com".into()),
@@ -428,7 +429,7 @@ async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord
         })
         .await
         .unwrap();
-    api.delete("session", &DeleteParams::default())
+    api.delete("counter", &DeleteParams::default())
         .await
         .unwrap();
     server
@@ -437,7 +438,7 @@ async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord
                 "flink.apache.org/v1beta1",
                 "flinkdeployments",
                 WATCHED,
-                "session",
+                "counter",
             )
             .is_none()
         })
@@ -475,6 +476,14 @@ async fn the_operator_rbac_allows_every_call_the_running_operator_makes() {
                 requests
                     .iter()
                     .any(|r| r.patch_type.as_deref() == Some("apply")),
+            ),
+            (
+                "finalizer patch",
+                requests.iter().any(|r| {
+                    r.resource == "flinkdeployments"
+                        && r.subresource.is_none()
+                        && r.verb == Verb::Patch
+                }),
             ),
             ("delete", requests.iter().any(|r| r.verb == Verb::Delete)),
             (

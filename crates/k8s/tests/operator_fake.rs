@@ -379,19 +379,25 @@ async fn a_suspended_deployment_runs_nothing_until_resumed() {
 }
 
 #[tokio::test]
-async fn deleting_a_cluster_with_a_finalizer_deletes_its_children_before_the_resource_goes() {
+async fn deleting_a_deployment_with_a_finalizer_deletes_its_children_before_the_resource_goes() {
     let server = fake().await;
-    seed(&server, &FlinkDeployment::test("session").in_namespace(NS));
+    seed(
+        &server,
+        &FlinkDeployment::test("basic")
+            .application()
+            .with_config("kubernetes.operator.job.savepoint-on-deletion", "true")
+            .in_namespace(NS),
+    );
     let operator = op::start(&server, Options::new("op-0"));
-    wait(&server, "the session cluster is deployed", |s| {
-        jm_exists(s, "session") && recon_state(s, "session") == "DEPLOYED"
+    wait(&server, "deployed", |s| {
+        jm_exists(s, "basic") && recon_state(s, "basic") == "DEPLOYED"
     })
     .await;
-    let finalizers = deployment(&server, NS, "session")["metadata"]["finalizers"].clone();
+    let finalizers = deployment(&server, NS, "basic")["metadata"]["finalizers"].clone();
     assert_eq!(
         finalizers,
         json!([FINALIZER]),
-        "a session cluster gets the finalizer"
+        "savepoint-on-deletion needs the operator at deletion"
     );
     let log = server.requests();
     let finalizer_added = first(&log, |r| {
@@ -401,28 +407,30 @@ async fn deleting_a_cluster_with_a_finalizer_deletes_its_children_before_the_res
     assert!(finalizer_added < first(&log, is_child_write).unwrap());
     server.clear_requests();
 
+    // no JobManager ever became ready: there is no job to take a savepoint of
     let api: Api<FlinkDeployment> = Api::namespaced(server.client(), NS);
-    api.delete("session", &DeleteParams::default())
-        .await
-        .unwrap();
+    api.delete("basic", &DeleteParams::default()).await.unwrap();
     wait(&server, "the resource is gone", |s| {
-        deployment(s, NS, "session").is_null()
+        deployment(s, NS, "basic").is_null()
     })
     .await;
-    assert!(!jm_exists(&server, "session"));
-    assert!(!exists(&server, "v1", "configmaps", "flink-config-session"));
+    assert!(!jm_exists(&server, "basic"));
+    assert!(!exists(&server, "v1", "configmaps", "flink-config-basic"));
     let log = server.requests();
     let children_deleted = requests(&log, "deployments", Verb::Delete)
         .map(|(i, _)| i)
         .next()
         .expect("the operator deleted the JobManager Deployment");
     let released = first(&log, |r| {
-        r.resource == "flinkdeployments" && r.subresource.is_none() && r.verb == Verb::Patch
+        r.resource == "flinkdeployments"
+            && r.subresource.is_none()
+            && r.verb == Verb::Patch
+            && r.field_manager.as_deref() == Some("flinkpilot")
     })
     .expect("the finalizer was removed");
     assert!(children_deleted < released);
     assert!(
-        events(&server, NS, "session")
+        events(&server, NS, "basic")
             .iter()
             .any(|(r, _)| r == "Cleanup")
     );
