@@ -84,7 +84,8 @@ pub enum JobObservation {
         /// Why (e.g. "JobManager not running", the client error).
         reason: String,
     },
-    /// The JobManager answers but has no such job (yet).
+    /// The JobManager answers but has no such job (yet). For a session cluster, which has no
+    /// job of its own: the JobManager answers.
     NotFound,
     /// The job.
     Found(JobInfo),

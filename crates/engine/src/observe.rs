@@ -65,6 +65,9 @@ pub async fn observe<B: ClusterBackend>(
             obs.snapshots.checkpoint_trigger = needs.checkpoint_trigger_id.as_ref().map(unknown);
         }
     }
+    if needs.session_cluster && matches!(cluster, ClusterObservation::Running { .. }) {
+        obs.job = session_rest(backend, key).await;
+    }
     if let (Some(client), Some(job), JobObservation::Found(_)) = (&client, &job_id, &obs.job)
         && needs.job_progress
     {
@@ -269,4 +272,17 @@ async fn checkpoints<B: ClusterBackend>(
         timestamp_ms,
         on_storage: Some(true),
     });
+}
+
+/// Whether a session cluster's REST API answers: `NotFound` (it answers; there is no job of its
+/// own to report) or `Unknown` with the reason.
+async fn session_rest<B: ClusterBackend>(backend: &B, key: &ResourceKey) -> JobObservation {
+    let answer = match backend.flink_client(key) {
+        Ok(client) => client.overview().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match answer {
+        Ok(_) => JobObservation::NotFound,
+        Err(reason) => JobObservation::Unknown { reason },
+    }
 }

@@ -370,3 +370,151 @@ async fn a_namespace_that_is_not_watched_grants_the_operator_nothing() {
         }
     }
 }
+
+/// The requests the running operator (controller, store, backend, event recorder, leader
+/// election) makes over the life of two FlinkDeployments in `team-a`: an application with an
+/// ingress is created and deleted through the finalizer (savepoint on deletion); a session
+/// cluster is created and changed (its cluster replaced).
+async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord> {
+    use support::operator::{self as op, Options, status_str};
+    let server = FakeApiServer::start().await.unwrap();
+    let mut app = FlinkDeployment::test("counter")
+        .application()
+        .with_config("kubernetes.operator.job.savepoint-on-deletion", "true")
+        .in_namespace(WATCHED);
+    app.spec.ingress = Some(IngressSpec {
+        template: Some("{{name}}.{{namespace}}.example.com".into()),
+        ..Default::default()
+    });
+    let session = FlinkDeployment::test("session").in_namespace(WATCHED);
+    for d in [&app, &session] {
+        server.seed(serde_json::to_value(d).unwrap()).unwrap();
+    }
+    let operator = op::start(
+        &server,
+        Options {
+            namespaces,
+            ..Options::new("op-0").with_leader_election()
+        },
+    );
+    let deployed = |s: &FakeApiServer, name: &str| {
+        s.get("apps/v1", "deployments", WATCHED, name).is_some()
+            && status_str(s, WATCHED, name, "/reconciliationStatus/state") == "DEPLOYED"
+    };
+    server
+        .wait_for(Duration::from_secs(60), |s| {
+            deployed(s, "counter") && deployed(s, "session")
+        })
+        .await
+        .unwrap();
+    let old = server
+        .get("apps/v1", "deployments", WATCHED, "session")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    let api: Api<FlinkDeployment> = Api::namespaced(server.client(), WATCHED);
+    api.patch(
+        "session",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"flinkConfiguration": {"taskmanager.numberOfTaskSlots": "3"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    server
+        .wait_for(Duration::from_secs(60), |s| {
+            s.get("apps/v1", "deployments", WATCHED, "session")
+                .is_some_and(|d| d["metadata"]["uid"] != old)
+                && deployed(s, "session")
+        })
+        .await
+        .unwrap();
+    api.delete("counter", &DeleteParams::default())
+        .await
+        .unwrap();
+    server
+        .wait_for(Duration::from_secs(60), |s| {
+            s.get(
+                "flink.apache.org/v1beta1",
+                "flinkdeployments",
+                WATCHED,
+                "counter",
+            )
+            .is_none()
+        })
+        .await
+        .unwrap();
+    operator.stop().await;
+    // the user's change and deletion above are not the operator's
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            let users = r.resource == "flinkdeployments"
+                && r.subresource.is_none()
+                && (r.verb == Verb::Delete || (r.verb == Verb::Patch && r.field_manager.is_none()));
+            !users
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_operator_rbac_allows_every_call_the_running_operator_makes() {
+    let all = InstallOptions {
+        namespace: OPERATOR_NS.into(),
+        ..Default::default()
+    };
+    let listed = InstallOptions {
+        watch_namespaces: vec![WATCHED.into()],
+        ..all.clone()
+    };
+    for opts in [all, listed] {
+        let requests = running_operator_requests(opts.watch_namespaces.clone()).await;
+        for (what, seen) in [
+            (
+                "apply",
+                requests
+                    .iter()
+                    .any(|r| r.patch_type.as_deref() == Some("apply")),
+            ),
+            (
+                "finalizer patch",
+                requests.iter().any(|r| {
+                    r.resource == "flinkdeployments"
+                        && r.subresource.is_none()
+                        && r.verb == Verb::Patch
+                }),
+            ),
+            ("delete", requests.iter().any(|r| r.verb == Verb::Delete)),
+            (
+                "events",
+                requests
+                    .iter()
+                    .any(|r| r.resource == "events" && r.is_write()),
+            ),
+            (
+                "leases",
+                requests
+                    .iter()
+                    .any(|r| r.resource == "leases" && r.is_write()),
+            ),
+            (
+                "ingresses",
+                requests.iter().any(|r| r.resource == "ingresses"),
+            ),
+        ] {
+            assert!(seen, "the scenario made no {what} request");
+        }
+        let docs = rendered(&opts);
+        let refused: Vec<String> = requests
+            .iter()
+            .filter_map(|r| check(&docs, r).err())
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "the RBAC of {:?} refuses:\n  {}",
+            opts.command_line(),
+            refused.join("\n  ")
+        );
+    }
+}

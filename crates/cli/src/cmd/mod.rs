@@ -3,4 +3,5 @@
 pub mod crd;
 pub mod install;
 pub mod local;
+pub mod operator;
 pub mod validate;

@@ -27,6 +27,7 @@ mod outcome;
 pub(crate) mod snapshots;
 mod recovery;
 mod rollback;
+mod session;
 mod suspend;
 mod upgrade;
 
@@ -117,6 +118,9 @@ pub struct ObserveNeeds {
     /// Whether the newest checkpoint is needed when the job failed or its JobManager is gone
     /// (recovery in a stateful upgrade mode).
     pub recovery_state: bool,
+    /// A session cluster: it has no job of its own, so whether its REST API answers is asked
+    /// directly (the answer is reported as [`crate::JobObservation::NotFound`]).
+    pub session_cluster: bool,
 }
 
 /// Prefix of `status.error` for an invalid spec; such an error is cleared once the spec is
@@ -175,6 +179,7 @@ pub fn observe_needs(resource: &FlinkDeployment, settings: &Settings) -> Observe
             && options::flag(&resource.spec, settings, options::HEALTH_CHECK, false),
         recovery_state: job.job_id.is_some()
             && upgrade_mode(&resource.spec) != UpgradeMode::Stateless,
+        session_cluster: running_spec.job.is_none(),
     }
 }
 
@@ -186,15 +191,6 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         delete::step(&mut cx);
         return cx.finish();
     }
-    if cx.resource.spec.job.is_none() {
-        cx.set_error(
-            EventReason::ValidationError,
-            "Session clusters (a FlinkDeployment without spec.job) are not managed by this \
-             version of flinkpilot; add spec.job to run an application"
-                .to_string(),
-        );
-        return cx.finish();
-    }
     let recon = cx.status.reconciliation_status.clone().unwrap_or_default();
     let target = match recon.last_reconciled::<FlinkDeploymentSpec>() {
         Ok(t) => t,
@@ -203,6 +199,14 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
             return cx.finish();
         }
     };
+    // What runs decides the path (a spec switching kinds is refused by validation there).
+    let session = target
+        .as_ref()
+        .map_or(cx.desired.job.is_none(), |t| t.spec.job.is_none());
+    if session {
+        session::step(&mut cx, target);
+        return cx.finish();
+    }
     match target {
         None => deploy::new(&mut cx),
         Some(target) => {

@@ -43,11 +43,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube_core::{ApiResource, Resource};
 use serde_json::Value;
 
-pub use config::{ClusterConfig, Ports};
+pub use config::{ClusterConfig, Ports, REST_PORT};
 pub use config_map::config_file_name;
 pub use labels::{ClusterType, Component};
 pub use merge::ArrayMerge;
 pub use names::ClusterNames;
+pub use options::{join_escaped, split_escaped};
 
 use config::{ConfigInputs, image_key};
 use options::Options;

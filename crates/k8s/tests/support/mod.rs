@@ -11,6 +11,8 @@ use flinkpilot_k8s::webhook::{DeploymentLookup, LookupError};
 use serde_json::{Value, json};
 
 pub mod install;
+pub mod kubelet;
+pub mod operator;
 
 /// Deployments by (namespace, name).
 #[derive(Default)]

@@ -3,6 +3,7 @@
 mod props;
 mod snapshots;
 mod recovery;
+mod session;
 mod stops;
 mod transitions;
 

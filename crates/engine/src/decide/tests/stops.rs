@@ -461,7 +461,7 @@ fn changes_while_suspended_are_recorded_for_the_resume() {
 
 // ---- Deletion -------------------------------------------------------------------------------
 
-fn deleting(mut d: FlinkDeployment) -> FlinkDeployment {
+pub(super) fn deleting(mut d: FlinkDeployment) -> FlinkDeployment {
     d.metadata.deletion_timestamp =
         serde_json::from_value(serde_json::json!("2027-01-01T00:00:00Z")).ok();
     assert!(d.metadata.deletion_timestamp.is_some());

@@ -98,14 +98,6 @@ fn new_suspended_deployment_is_recorded_without_deploying() {
     assert_eq!(lifecycle(&decision), ResourceLifecycleState::Suspended);
 }
 
-#[test]
-fn session_clusters_are_refused_with_a_clear_error() {
-    let d = FlinkDeployment::test("session");
-    let decision = run(&d, &absent());
-    assert!(decision.actions.is_empty());
-    assert!(decision.status.error.unwrap().contains("spec.job"));
-}
-
 // ---- Deploying ------------------------------------------------------------------------------
 
 #[test]
