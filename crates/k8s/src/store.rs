@@ -17,6 +17,8 @@
 //! child with its `FlinkDeployment`, so the finalizer is only added when deletion needs the
 //! operator (see [`needs_finalizer`]); the engine asks for it before its first action.
 
+mod snapshots;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -31,6 +33,8 @@ use serde_json::json;
 
 use crate::events::EventPublisher;
 use crate::leader::Fence;
+
+pub use snapshots::GuardedSnapshot;
 
 /// A `FlinkDeployment` as the watch caches hold it: read, or kept with why it could not be.
 pub type Guarded = DeserializeGuard<FlinkDeployment>;
@@ -96,6 +100,8 @@ pub struct K8sStore {
     fence: Fence,
     field_manager: String,
     bases: Mutex<HashMap<ResourceKey, Base>>,
+    snapshot_caches: Vec<Store<GuardedSnapshot>>,
+    snapshot_bases: Mutex<HashMap<ResourceKey, snapshots::SnapshotBase>>,
 }
 
 impl std::fmt::Debug for K8sStore {
@@ -135,7 +141,17 @@ impl K8sStore {
             fence,
             field_manager: field_manager.to_string(),
             bases: Mutex::default(),
+            snapshot_caches: Vec::new(),
+            snapshot_bases: Mutex::default(),
         }
+    }
+
+    /// Reads `FlinkStateSnapshot`s from the snapshot controller's `caches`: a deployment's
+    /// pass sees its snapshot resources, and the snapshot controller's passes run on this
+    /// store. Without them a deployment sees no snapshot resources.
+    pub fn with_snapshot_caches(mut self, caches: Vec<Store<GuardedSnapshot>>) -> Self {
+        self.snapshot_caches = caches;
+        self
     }
 
     fn bases(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceKey, Base>> {
@@ -428,6 +444,14 @@ impl StatusStore for K8sStore {
         self.bases().remove(key);
         Ok(())
     }
+
+    async fn create_snapshot(&self, snapshot: &api::FlinkStateSnapshot) -> Result<(), StoreError> {
+        self.create_snapshot_resource(snapshot).await
+    }
+
+    async fn delete_snapshot(&self, key: &ResourceKey) -> Result<(), StoreError> {
+        self.delete_snapshot_resource(key).await
+    }
 }
 
 impl ResourceStore for K8sStore {
@@ -477,6 +501,13 @@ impl ResourceStore for K8sStore {
             )),
             None => Ok(None),
         }
+    }
+
+    async fn snapshots_of(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Vec<api::FlinkStateSnapshot>, StoreError> {
+        Ok(self.snapshots_referring_to(key))
     }
 }
 
