@@ -202,10 +202,8 @@ pub async fn run(
         .collect();
     let caches: Vec<Store<Guarded>> = controllers.iter().map(Controller::store).collect();
     let snapshot_controllers = snapshots::controllers(parts, &shutdown);
-    let snapshot_caches: Vec<Store<GuardedSnapshot>> = snapshot_controllers
-        .iter()
-        .map(Controller::store)
-        .collect();
+    let snapshot_caches: Vec<Store<GuardedSnapshot>> =
+        snapshot_controllers.iter().map(Controller::store).collect();
     let term = Arc::new(Term {
         store: K8sStore::new(
             parts.client.clone(),
@@ -247,19 +245,14 @@ pub async fn run(
                 }
             })
     }));
-    let snapshot_loops =
-        futures::future::join_all(snapshot_controllers.into_iter().map(|c| {
-            c.run(
-                snapshots::reconcile,
-                snapshots::error_policy,
-                term.clone(),
-            )
+    let snapshot_loops = futures::future::join_all(snapshot_controllers.into_iter().map(|c| {
+        c.run(snapshots::reconcile, snapshots::error_policy, term.clone())
             .for_each(|result| async move {
                 if let Err(e) = result {
                     log_controller_error(&e);
                 }
             })
-        }));
+    }));
     tokio::join!(ready, gauges, loops, snapshot_loops);
 }
 

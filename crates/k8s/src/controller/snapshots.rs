@@ -71,21 +71,25 @@ pub(super) fn controllers(
             let controller = Controller::new(snapshots, watcher::Config::default());
             let cache = controller.store();
             controller
-                .watches(deployments, watcher::Config::default(), move |d: Guarded| {
-                    let target = ResourceKey::new(
-                        d.namespace().unwrap_or_else(|| "default".into()),
-                        d.name_any(),
-                    );
-                    cache
-                        .state()
-                        .into_iter()
-                        .filter(|s| {
-                            s.0.as_ref()
-                                .is_ok_and(|s| engine::snapshot::refers_to(s, &target))
-                        })
-                        .map(|s| ObjectRef::from_obj(s.as_ref()))
-                        .collect::<Vec<_>>()
-                })
+                .watches(
+                    deployments,
+                    watcher::Config::default(),
+                    move |d: Guarded| {
+                        let target = ResourceKey::new(
+                            d.namespace().unwrap_or_else(|| "default".into()),
+                            d.name_any(),
+                        );
+                        cache
+                            .state()
+                            .into_iter()
+                            .filter(|s| {
+                                s.0.as_ref()
+                                    .is_ok_and(|s| engine::snapshot::refers_to(s, &target))
+                            })
+                            .map(|s| ObjectRef::from_obj(s.as_ref()))
+                            .collect::<Vec<_>>()
+                    },
+                )
                 .with_config(ControllerConfig::default().concurrency(parts.settings.concurrency))
                 .graceful_shutdown_on(shutdown.clone())
         })

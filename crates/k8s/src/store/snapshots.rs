@@ -299,7 +299,10 @@ impl SnapshotStore for K8sStore {
         &self,
         key: &ResourceKey,
     ) -> Result<Option<FlinkStateSnapshot>, StoreError> {
-        let written = self.snapshot_bases().get(key).and_then(|b| b.written.clone());
+        let written = self
+            .snapshot_bases()
+            .get(key)
+            .and_then(|b| b.written.clone());
         let cached = self.cached_snapshot(key);
         let trusted = match (&cached, &written) {
             (Some(c), Some(w)) => c.resource_version().as_deref() == Some(w.as_str()),
