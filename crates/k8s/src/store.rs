@@ -1,7 +1,7 @@
 //! [`K8sStore`]: the engine's store on the Kubernetes API — resources read from the
 //! controller's watch caches, status written to the status subresource, events through one
 //! recorder, the finalizer patched in and out. `FlinkStateSnapshot`s (the engine's
-//! `SnapshotStore`, and a deployment's snapshots) follow the same rules in [`snapshots`].
+//! `SnapshotStore`, and a deployment's snapshots) follow the same rules (`store/snapshots.rs`).
 //!
 //! **Optimistic concurrency.** A status write carries the `resourceVersion` of the object the
 //! decision was made from (or of our own previous write). On `409 Conflict` the object is read

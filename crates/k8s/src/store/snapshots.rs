@@ -50,6 +50,26 @@ impl SnapshotBase {
     }
 }
 
+/// The metadata merge patch that turns the labels `current` into `wanted` (all of them), or
+/// `None` when they are the same. A merge patch removes a label by setting it to null.
+fn labels_patch(
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Option<Value> {
+    if current == wanted {
+        return None;
+    }
+    let mut patch: serde_json::Map<String, Value> = current
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .map(|k| (k.clone(), Value::Null))
+        .collect();
+    for (k, v) in wanted {
+        patch.insert(k.clone(), json!(v));
+    }
+    Some(json!({ "labels": patch }))
+}
+
 fn failure(what: &str, key: &ResourceKey, e: &kube::Error) -> StoreError {
     store_error(format!("{what} of FlinkStateSnapshot {key}: {e}"), true)
 }
@@ -395,20 +415,7 @@ impl SnapshotStore for K8sStore {
         labels: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         self.patch_snapshot_metadata(key, "writing the labels", |base| {
-            if &base.labels == labels {
-                return None;
-            }
-            // a merge patch removes a label by setting it to null
-            let mut patch: serde_json::Map<String, Value> = base
-                .labels
-                .keys()
-                .filter(|k| !labels.contains_key(*k))
-                .map(|k| (k.clone(), Value::Null))
-                .collect();
-            for (k, v) in labels {
-                patch.insert(k.clone(), json!(v));
-            }
-            Some(json!({ "labels": patch }))
+            labels_patch(&base.labels, labels)
         })
         .await
     }
@@ -453,5 +460,32 @@ impl SnapshotStore for K8sStore {
         .await?;
         self.snapshot_bases().remove(key);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_labels_patch_sets_every_wanted_label_and_removes_the_others() {
+        let current = map(&[("team", "a"), ("job-reference.name", "old")]);
+        let wanted = map(&[("team", "a"), ("snapshot.state", "COMPLETED")]);
+        assert_eq!(
+            labels_patch(&current, &wanted),
+            Some(json!({"labels": {
+                "team": "a",
+                "snapshot.state": "COMPLETED",
+                "job-reference.name": null,
+            }}))
+        );
+        assert_eq!(labels_patch(&wanted, &wanted), None, "nothing to write");
     }
 }
