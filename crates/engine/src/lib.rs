@@ -28,8 +28,7 @@ pub use decide::{
 pub use lifecycle::lifecycle_state;
 pub use observation::{
     CheckpointRef, ClusterObservation, JobInfo, JobObservation, Observation, Progress,
-    SnapshotObservation,
-    TriggerObservation, TriggerState,
+    SnapshotObservation, TriggerObservation, TriggerState,
 };
 pub use observe::observe;
 pub use plan::{ClusterMode, ClusterPlan, JobPlan, ProcessPlan, RestorePlan};

@@ -8,8 +8,8 @@
 //! restart" means it is 1.
 
 mod errors;
-mod snapshots;
 mod recovery;
+mod snapshots;
 mod support;
 
 use std::collections::BTreeMap;

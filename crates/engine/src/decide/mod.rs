@@ -24,10 +24,10 @@ pub mod health;
 mod observe_status;
 pub mod options;
 mod outcome;
-pub(crate) mod snapshots;
 mod recovery;
 mod rollback;
 mod session;
+pub(crate) mod snapshots;
 mod suspend;
 mod upgrade;
 

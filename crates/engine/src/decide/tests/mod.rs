@@ -1,9 +1,9 @@
 //! Tests of `decide`: one table of transitions per phase, and properties over random sequences.
 
 mod props;
-mod snapshots;
 mod recovery;
 mod session;
+mod snapshots;
 mod stops;
 mod transitions;
 
