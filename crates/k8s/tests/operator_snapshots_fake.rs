@@ -215,3 +215,37 @@ async fn with_two_replicas_only_the_lease_holder_writes_snapshots() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn a_malformed_snapshot_is_reported_naming_the_field_and_the_others_go_on() {
+    let server = FakeApiServer::start().await.unwrap();
+    let mut malformed = serde_json::to_value(savepoint("malformed", "nowhere")).unwrap();
+    malformed["spec"]["backoffLimit"] = json!("many");
+    server.seed(malformed).unwrap();
+    server
+        .seed(serde_json::to_value(savepoint("fine", "nowhere")).unwrap())
+        .unwrap();
+    let operator = op::start(&server, Options::new("op-0"));
+
+    wait(&server, "the readable snapshot is reconciled", |s| {
+        state(s, "fine") == "ABANDONED"
+    })
+    .await;
+    wait(&server, "the malformed one is reported", |s| {
+        snapshot(s, "malformed")["status"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be read"))
+            && events(s, NS, "malformed")
+                .iter()
+                .any(|(reason, _)| reason == "ValidationError")
+    })
+    .await;
+    let stored = snapshot(&server, "malformed");
+    let error = stored["status"]["error"].as_str().unwrap();
+    assert!(error.contains("backoffLimit"), "names the field: {error}");
+    assert!(
+        stored["metadata"]["finalizers"].is_null(),
+        "nothing else is done with it"
+    );
+    operator.stop().await;
+}

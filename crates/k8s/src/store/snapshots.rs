@@ -228,6 +228,20 @@ impl K8sStore {
             .collect()
     }
 
+    /// Why the stored `key` does not read as a `FlinkStateSnapshot`, naming the field; `None`
+    /// when it cannot be read again or reads fine now.
+    async fn unreadable_snapshot_field(&self, key: &ResourceKey) -> Option<String> {
+        let resource = ApiResource::erase::<FlinkStateSnapshot>(&());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &key.namespace, &resource);
+        let object = api.get_opt(&key.name).await.ok()??;
+        let value = serde_json::to_value(object).ok()?;
+        match serde_path_to_error::deserialize::<_, FlinkStateSnapshot>(value) {
+            Ok(_) => None,
+            Err(e) => Some(format!("{}: {}", e.path(), e.inner())),
+        }
+    }
+
     /// Reports an object that cannot be read as a `FlinkStateSnapshot`: a `ValidationError`
     /// event and `status.error` (nothing else is done with it).
     pub async fn report_unreadable_snapshot(
@@ -236,6 +250,10 @@ impl K8sStore {
         reference: &ObjectReference,
         error: &str,
     ) -> Result<(), StoreError> {
+        let error = self
+            .unreadable_snapshot_field(key)
+            .await
+            .unwrap_or_else(|| error.to_string());
         let message = format!(
             "Invalid FlinkStateSnapshot, nothing was done: the object cannot be read: {error}"
         );
