@@ -1,6 +1,7 @@
 //! [`K8sStore`]: the engine's store on the Kubernetes API — resources read from the
 //! controller's watch caches, status written to the status subresource, events through one
-//! recorder, the finalizer patched in and out.
+//! recorder, the finalizer patched in and out. `FlinkStateSnapshot`s (the engine's
+//! `SnapshotStore`, and a deployment's snapshots) follow the same rules (`store/snapshots.rs`).
 //!
 //! **Optimistic concurrency.** A status write carries the `resourceVersion` of the object the
 //! decision was made from (or of our own previous write). On `409 Conflict` the object is read
@@ -17,6 +18,8 @@
 //! child with its `FlinkDeployment`, so the finalizer is only added when deletion needs the
 //! operator (see [`needs_finalizer`]); the engine asks for it before its first action.
 
+mod snapshots;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -31,6 +34,8 @@ use serde_json::json;
 
 use crate::events::EventPublisher;
 use crate::leader::Fence;
+
+pub use snapshots::GuardedSnapshot;
 
 /// A `FlinkDeployment` as the watch caches hold it: read, or kept with why it could not be.
 pub type Guarded = DeserializeGuard<FlinkDeployment>;
@@ -96,6 +101,8 @@ pub struct K8sStore {
     fence: Fence,
     field_manager: String,
     bases: Mutex<HashMap<ResourceKey, Base>>,
+    snapshot_caches: Vec<Store<GuardedSnapshot>>,
+    snapshot_bases: Mutex<HashMap<ResourceKey, snapshots::SnapshotBase>>,
 }
 
 impl std::fmt::Debug for K8sStore {
@@ -135,7 +142,17 @@ impl K8sStore {
             fence,
             field_manager: field_manager.to_string(),
             bases: Mutex::default(),
+            snapshot_caches: Vec::new(),
+            snapshot_bases: Mutex::default(),
         }
+    }
+
+    /// Reads `FlinkStateSnapshot`s from the snapshot controller's `caches`: a deployment's
+    /// pass sees its snapshot resources, and the snapshot controller's passes run on this
+    /// store. Without them a deployment sees no snapshot resources.
+    pub fn with_snapshot_caches(mut self, caches: Vec<Store<GuardedSnapshot>>) -> Self {
+        self.snapshot_caches = caches;
+        self
     }
 
     fn bases(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceKey, Base>> {
@@ -428,6 +445,14 @@ impl StatusStore for K8sStore {
         self.bases().remove(key);
         Ok(())
     }
+
+    async fn create_snapshot(&self, snapshot: &api::FlinkStateSnapshot) -> Result<(), StoreError> {
+        self.create_snapshot_resource(snapshot).await
+    }
+
+    async fn delete_snapshot(&self, key: &ResourceKey) -> Result<(), StoreError> {
+        self.delete_snapshot_resource(key).await
+    }
 }
 
 impl ResourceStore for K8sStore {
@@ -477,6 +502,13 @@ impl ResourceStore for K8sStore {
             )),
             None => Ok(None),
         }
+    }
+
+    async fn snapshots_of(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Vec<api::FlinkStateSnapshot>, StoreError> {
+        Ok(self.snapshots_referring_to(key))
     }
 }
 

@@ -374,7 +374,9 @@ async fn a_namespace_that_is_not_watched_grants_the_operator_nothing() {
 /// The requests the running operator (controller, store, backend, event recorder, leader
 /// election) makes over the life of two FlinkDeployments in `team-a`: an application with an
 /// ingress is created and deleted through the finalizer (savepoint on deletion); a session
-/// cluster is created and changed (its cluster replaced).
+/// cluster is created and changed (its cluster replaced); a FlinkStateSnapshot of the
+/// application is reconciled (finalizer, labels, status, events) and deleted through its
+/// finalizer.
 async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord> {
     use support::operator::{self as op, Options, status_str};
     let server = FakeApiServer::start().await.unwrap();
@@ -390,6 +392,12 @@ async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord
     for d in [&app, &session] {
         server.seed(serde_json::to_value(d).unwrap()).unwrap();
     }
+    let mut snapshot =
+        FlinkStateSnapshot::test_savepoint("counter-manual", JobKind::FlinkDeployment, "counter");
+    snapshot.metadata.namespace = Some(WATCHED.into());
+    server
+        .seed(serde_json::to_value(&snapshot).unwrap())
+        .unwrap();
     let operator = op::start(
         &server,
         Options {
@@ -405,6 +413,37 @@ async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord
         .wait_for(Duration::from_secs(60), |s| {
             deployed(s, "counter") && deployed(s, "session")
         })
+        .await
+        .unwrap();
+    // the snapshot is reconciled (the job does not run here: abandoned), then deleted by the
+    // user and let go through its finalizer
+    let snapshot_state = |s: &FakeApiServer| {
+        s.get(
+            "flink.apache.org/v1beta1",
+            "flinkstatesnapshots",
+            WATCHED,
+            "counter-manual",
+        )
+        .map(|o| {
+            o["status"]["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+    };
+    server
+        .wait_for(Duration::from_secs(60), |s| {
+            snapshot_state(s).as_deref() == Some("ABANDONED")
+        })
+        .await
+        .unwrap();
+    let snapshots: Api<FlinkStateSnapshot> = Api::namespaced(server.client(), WATCHED);
+    snapshots
+        .delete("counter-manual", &DeleteParams::default())
+        .await
+        .unwrap();
+    server
+        .wait_for(Duration::from_secs(60), |s| snapshot_state(s).is_none())
         .await
         .unwrap();
     let old = server
@@ -450,8 +489,10 @@ async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord
         .requests()
         .into_iter()
         .filter(|r| {
-            let users = r.resource == "flinkdeployments"
-                && r.subresource.is_none()
+            let users = matches!(
+                r.resource.as_str(),
+                "flinkdeployments" | "flinkstatesnapshots"
+            ) && r.subresource.is_none()
                 && (r.verb == Verb::Delete || (r.verb == Verb::Patch && r.field_manager.is_none()));
             !users
         })
@@ -501,6 +542,28 @@ async fn the_operator_rbac_allows_every_call_the_running_operator_makes() {
             (
                 "ingresses",
                 requests.iter().any(|r| r.resource == "ingresses"),
+            ),
+            (
+                "snapshot watch",
+                requests
+                    .iter()
+                    .any(|r| r.resource == "flinkstatesnapshots" && r.verb == Verb::Watch),
+            ),
+            (
+                "snapshot finalizer and label patches",
+                requests.iter().any(|r| {
+                    r.resource == "flinkstatesnapshots"
+                        && r.subresource.is_none()
+                        && r.verb == Verb::Patch
+                }),
+            ),
+            (
+                "snapshot status update",
+                requests.iter().any(|r| {
+                    r.resource == "flinkstatesnapshots"
+                        && r.subresource.as_deref() == Some("status")
+                        && r.verb == Verb::Update
+                }),
             ),
         ] {
             assert!(seen, "the scenario made no {what} request");

@@ -2,7 +2,9 @@
 //! objects, a test "kubelet" runs the JobManager Deployment as a real local Flink application
 //! cluster (the counter job, from the ConfigMap the operator applied), and the operator's REST
 //! client talks to it. One scenario: deploy, a savepoint upgrade through the operator that keeps
-//! every key's count going, then deletion with a final savepoint through the finalizer.
+//! every key's count going, FlinkStateSnapshot resources (the upgrade savepoint registered, a
+//! requested savepoint taken and disposed on deletion, periodic savepoints and their
+//! retention), then deletion with a final savepoint through the finalizer.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,10 +13,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use api::{FlinkDeployment, JobSpec, UpgradeMode};
+use api::{FlinkDeployment, FlinkStateSnapshot, JobKind, JobSpec, UpgradeMode};
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
-use serde_json::json;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
 use support::kubelet::Kubelet;
 use support::operator::{self as op, Options, deployment, events, status_str};
 use testkit::kube_fake::{FakeApiServer, Verb};
@@ -59,6 +61,151 @@ fn max_before(out: &CounterOutput, t: u64) -> BTreeMap<u64, u64> {
 async fn counting_after(out: &CounterOutput, t: u64) {
     wait_until_async(STEP, "every key to be counted by the new job", async || {
         out.first_counts_after(t).len() as u64 == KEYS
+    })
+    .await;
+}
+
+fn snapshots(server: &FakeApiServer) -> Vec<Value> {
+    server.list("flink.apache.org/v1beta1", "flinkstatesnapshots", Some(NS))
+}
+
+fn snapshot(server: &FakeApiServer, name: &str) -> Value {
+    server
+        .get("flink.apache.org/v1beta1", "flinkstatesnapshots", NS, name)
+        .unwrap_or(Value::Null)
+}
+
+fn label<'a>(s: &'a Value, key: &str) -> &'a str {
+    s["metadata"]["labels"][key].as_str().unwrap_or_default()
+}
+
+fn snapshot_state(s: &Value) -> &str {
+    s["status"]["state"].as_str().unwrap_or_default()
+}
+
+/// The local directory of a `file:` snapshot path (Flink reports `file:/…`).
+fn local(path: &str) -> std::path::PathBuf {
+    let path = path
+        .strip_prefix("file://")
+        .or_else(|| path.strip_prefix("file:"))
+        .unwrap_or(path);
+    std::path::PathBuf::from(path)
+}
+
+/// FlinkStateSnapshot resources with the job running: the upgrade savepoint was registered as
+/// one; a requested savepoint is taken (and disposed through the finalizer when deleted);
+/// periodic savepoints become resources, and retention deletes the ones past the limit.
+async fn snapshot_resources_follow_the_job(server: &FakeApiServer, upgrade_savepoint: &str) {
+    wait_until_async(
+        STEP,
+        "the upgrade savepoint registered as a resource",
+        async || {
+            snapshots(server).iter().any(|s| {
+                label(s, "snapshot.trigger-type") == "UPGRADE"
+                    && snapshot_state(s) == "COMPLETED"
+                    && s["status"]["path"] == upgrade_savepoint
+            })
+        },
+    )
+    .await;
+
+    // a savepoint requested through a resource
+    let mut request = FlinkStateSnapshot::test_savepoint("manual", JobKind::FlinkDeployment, NAME);
+    request.metadata.namespace = Some(NS.into());
+    if let Some(sp) = request.spec.savepoint.as_mut() {
+        sp.dispose_on_delete = Some(true);
+    }
+    let api: Api<FlinkStateSnapshot> = Api::namespaced(server.client(), NS);
+    api.create(&PostParams::default(), &request).await.unwrap();
+    wait_until_async(STEP, "the requested savepoint to complete", async || {
+        snapshot_state(&snapshot(server, "manual")) == "COMPLETED"
+    })
+    .await;
+    let taken = snapshot(server, "manual");
+    let path = taken["status"]["path"].as_str().unwrap().to_string();
+    assert!(
+        local(&path).join("_metadata").is_file(),
+        "the savepoint is on disk: {path}"
+    );
+    for (key, value) in [
+        ("snapshot.type", "SAVEPOINT"),
+        ("snapshot.trigger-type", "MANUAL"),
+        ("snapshot.state", "COMPLETED"),
+        ("job-reference.kind", "FlinkDeployment"),
+        ("job-reference.name", NAME),
+    ] {
+        assert_eq!(label(&taken, key), value, "{key}: {taken}");
+    }
+    api.delete("manual", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until_async(
+        STEP,
+        "the requested savepoint to be disposed and gone",
+        async || snapshot(server, "manual").is_null(),
+    )
+    .await;
+    assert!(
+        !local(&path).join("_metadata").exists(),
+        "disposeOnDelete: the JobManager disposed {path} before the resource went"
+    );
+
+    // periodic savepoints as resources, at most one kept besides the one the job restores from
+    let deployments: Api<FlinkDeployment> = Api::namespaced(server.client(), NS);
+    let config = |interval: Value| {
+        json!({"spec": {"flinkConfiguration": {
+            "kubernetes.operator.periodic.savepoint.interval": interval,
+            "kubernetes.operator.savepoint.history.max.count": "1",
+        }}})
+    };
+    deployments
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(config(json!("2s"))),
+        )
+        .await
+        .unwrap();
+    let periodic = |s: &Value| label(s, "snapshot.trigger-type") == "PERIODIC";
+    wait_until_async(
+        STEP,
+        "retention to delete a periodic savepoint",
+        async || {
+            server.requests().iter().any(|r| {
+                r.resource == "flinkstatesnapshots"
+                    && r.verb == Verb::Delete
+                    && r.name
+                        .as_deref()
+                        .is_some_and(|n| n.contains("-savepoint-periodic-"))
+                    && r.status < 300
+            })
+        },
+    )
+    .await;
+    let kept: Vec<Value> = snapshots(server).into_iter().filter(periodic).collect();
+    assert!(
+        kept.iter().any(|s| snapshot_state(s) == "COMPLETED"
+            && local(s["status"]["path"].as_str().unwrap())
+                .join("_metadata")
+                .is_file()),
+        "the newest periodic savepoint is kept: {kept:?}"
+    );
+    // periodic savepoints stop; the deletion below counts savepoint directories
+    deployments
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(config(Value::Null)),
+        )
+        .await
+        .unwrap();
+    wait_until_async(STEP, "the periodic savepoints to stop", async || {
+        let reconciled = status(server, "/reconciliationStatus/lastReconciledSpec");
+        !reconciled.is_empty()
+            && !reconciled.contains("periodic.savepoint.interval")
+            && snapshots(server)
+                .iter()
+                .all(|s| matches!(snapshot_state(s), "COMPLETED" | "FAILED" | "ABANDONED"))
     })
     .await;
 }
@@ -195,6 +342,8 @@ async fn a_savepoint_upgrade_through_the_operator_continues_every_count() {
         "{:?}",
         events(&server, NS, NAME)
     );
+
+    snapshot_resources_follow_the_job(&server, &savepoint).await;
 
     // deletion: a final savepoint, then the cluster, then the finalizer
     let savepoints_before = std::fs::read_dir(dir.path().join("state/savepoints"))

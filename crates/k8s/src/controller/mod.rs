@@ -15,11 +15,13 @@
 //!   twice at the same time.
 //! - [`run`] returns once `shutdown` resolves and the passes in flight have finished.
 //!
-//! FlinkStateSnapshot reconciliation plugs in next to this (see [`run`]): the engine gains the
-//! snapshot's decide/act on another branch, and its controller will reuse [`Term`]'s store,
-//! backend and fence.
+//! `FlinkStateSnapshot`s are reconciled next to this by the controllers of [`snapshots`], in
+//! the same term (same [`Term`]: store, backend, fence, metrics).
 
 mod metrics_task;
+mod snapshots;
+
+pub use snapshots::SnapshotReconcileError;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -43,7 +45,7 @@ use crate::events::EventPublisher;
 use crate::leader::Fence;
 use crate::metrics::{Metrics, ResourceKind};
 use crate::resources::labels::{MANAGED_BY, MANAGED_BY_VALUE};
-use crate::store::{Guarded, K8sStore};
+use crate::store::{Guarded, GuardedSnapshot, K8sStore};
 
 /// Settings of the controller itself (the engine's timing is in [`Settings`]).
 #[derive(Clone, Debug)]
@@ -92,6 +94,10 @@ pub struct Term {
     failures: Mutex<HashMap<ResourceKey, u32>>,
     /// Unreadable objects already reported, by uid and generation.
     reported: Mutex<HashSet<(String, i64)>>,
+    /// Consecutive failed passes per snapshot.
+    snapshot_failures: Mutex<HashMap<ResourceKey, u32>>,
+    /// Unreadable snapshots already reported, by uid and generation.
+    snapshot_reported: Mutex<HashSet<(String, i64)>>,
 }
 
 impl std::fmt::Debug for Term {
@@ -156,11 +162,10 @@ pub struct Parts {
     pub settings: ControllerSettings,
 }
 
-/// Reconciles `FlinkDeployment`s until `shutdown` resolves, then lets the passes in flight
-/// finish. `synced` is called once every watch has listed its objects.
-///
-/// The seam for `FlinkStateSnapshot`s: a second set of controllers next to these, sharing
-/// `Parts` (client, fence, events, metrics) and the shutdown; nothing here needs to change.
+/// Reconciles `FlinkDeployment`s and `FlinkStateSnapshot`s until `shutdown` resolves, then
+/// lets the passes in flight finish. `synced` is called once every watch has listed its
+/// objects. Both kinds share one store (a deployment's pass sees its snapshot resources from
+/// the snapshot caches), the fence, events, metrics and the shutdown.
 pub async fn run(
     parts: &Parts,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -196,6 +201,9 @@ pub async fn run(
         })
         .collect();
     let caches: Vec<Store<Guarded>> = controllers.iter().map(Controller::store).collect();
+    let snapshot_controllers = snapshots::controllers(parts, &shutdown);
+    let snapshot_caches: Vec<Store<GuardedSnapshot>> =
+        snapshot_controllers.iter().map(Controller::store).collect();
     let term = Arc::new(Term {
         store: K8sStore::new(
             parts.client.clone(),
@@ -203,7 +211,8 @@ pub async fn run(
             parts.events.clone(),
             parts.fence.clone(),
             &parts.settings.field_manager,
-        ),
+        )
+        .with_snapshot_caches(snapshot_caches.clone()),
         backend: parts.backend.clone(),
         engine: parts.engine.clone(),
         settings: parts.settings.clone(),
@@ -211,12 +220,17 @@ pub async fn run(
         metrics: parts.metrics.clone(),
         failures: Mutex::default(),
         reported: Mutex::default(),
+        snapshot_failures: Mutex::default(),
+        snapshot_reported: Mutex::default(),
     });
     let ready = {
         let caches = caches.clone();
         async move {
+            // a store whose writer is gone never syncs; the controller stops then too
             for cache in &caches {
-                // a store whose writer is gone never syncs; the controller stops then too
+                let _ = cache.wait_until_ready().await;
+            }
+            for cache in &snapshot_caches {
                 let _ = cache.wait_until_ready().await;
             }
             synced();
@@ -231,7 +245,15 @@ pub async fn run(
                 }
             })
     }));
-    tokio::join!(ready, gauges, loops);
+    let snapshot_loops = futures::future::join_all(snapshot_controllers.into_iter().map(|c| {
+        c.run(snapshots::reconcile, snapshots::error_policy, term.clone())
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    log_controller_error(&e);
+                }
+            })
+    }));
+    tokio::join!(ready, gauges, loops, snapshot_loops);
 }
 
 fn api_namespace(api: &Api<Guarded>) -> Option<String> {

@@ -147,13 +147,15 @@ pub const OPERATOR_PERMISSIONS: &[Permission] = &[
         resources: &[
             Resource::sub(DEPLOYMENTS, "finalizers"),
             Resource::sub(SESSION_JOBS, "finalizers"),
+            Resource::sub(SNAPSHOTS, "finalizers"),
         ],
         verbs: &[UPDATE],
         names: &[],
         scope: Scope::Watched,
         why: "children's ownerReferences set blockOwnerDeletion, which clusters with the \
               OwnerReferencesPermissionEnforcement admission plugin allow only to who may \
-              update the owner's finalizers",
+              update the owner's finalizers; granted for snapshots too, whose deletion the \
+              operator's finalizer holds, as the Apache operator's role does",
     },
     Permission {
         group: Deployment::GROUP,
