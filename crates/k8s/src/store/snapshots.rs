@@ -6,7 +6,7 @@
 //! goes to the status subresource as a replace guarded by the `resourceVersion` the decision
 //! was made from, re-read on `409` and retried only while the stored status is unchanged;
 //! labels and the finalizer are merge patches guarded by the version too. Every write checks
-//! the fence first.
+//! the fence first. The shared mechanics are in `store/tracked.rs`.
 
 use std::collections::BTreeMap;
 
@@ -14,39 +14,21 @@ use api::{FlinkDeployment, FlinkStateSnapshot, FlinkStateSnapshotStatus};
 use engine::snapshot::{SNAPSHOT_FINALIZER, SnapshotStore, refers_to};
 use engine::{Event, ResourceKey, StoreError};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PostParams};
+use kube::api::DeleteParams;
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use super::{CONFLICT_RETRIES, K8sStore, is_code, store_error};
+use super::K8sStore;
+use super::tracked::{TrackedKind, failure, is_code};
 
 /// A `FlinkStateSnapshot` as the watch caches hold it: read, or kept with why it could not be.
 pub type GuardedSnapshot = DeserializeGuard<FlinkStateSnapshot>;
 
-/// What the store knows of one snapshot: the version a decision is based on.
-#[derive(Clone, Debug)]
-pub(super) struct SnapshotBase {
-    resource_version: String,
-    status: Option<FlinkStateSnapshotStatus>,
-    labels: BTreeMap<String, String>,
-    finalizers: Vec<String>,
-    reference: ObjectReference,
-    /// Set after our own write: the cache must reach this version before it is trusted.
-    written: Option<String>,
-}
+impl TrackedKind for FlinkStateSnapshot {
+    type Status = FlinkStateSnapshotStatus;
 
-impl SnapshotBase {
-    fn of(s: &FlinkStateSnapshot) -> Self {
-        SnapshotBase {
-            resource_version: s.resource_version().unwrap_or_default(),
-            status: s.status.clone(),
-            labels: s.labels().clone(),
-            finalizers: s.finalizers().to_vec(),
-            reference: s.object_ref(&()),
-            written: None,
-        }
+    fn status(&self) -> Option<&FlinkStateSnapshotStatus> {
+        self.status.as_ref()
     }
 }
 
@@ -70,206 +52,44 @@ fn labels_patch(
     Some(json!({ "labels": patch }))
 }
 
-fn failure(what: &str, key: &ResourceKey, e: &kube::Error) -> StoreError {
-    store_error(format!("{what} of FlinkStateSnapshot {key}: {e}"), true)
-}
-
 impl K8sStore {
-    fn snapshot_api(&self, namespace: &str) -> Api<FlinkStateSnapshot> {
-        Api::namespaced(self.client.clone(), namespace)
-    }
-
-    fn snapshot_bases(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ResourceKey, SnapshotBase>> {
-        self.snapshot_bases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// The cached snapshot of `key`, if a snapshot cache holds it.
     pub fn cached_snapshot(&self, key: &ResourceKey) -> Option<std::sync::Arc<GuardedSnapshot>> {
-        let oref = ObjectRef::new(&key.name).within(&key.namespace);
-        self.snapshot_caches.iter().find_map(|c| c.get(&oref))
-    }
-
-    /// Every cached snapshot that reads as one.
-    fn cached_snapshots(&self) -> Vec<FlinkStateSnapshot> {
-        self.snapshot_caches
-            .iter()
-            .flat_map(|c| c.state())
-            .filter_map(|g| g.0.as_ref().ok().cloned())
-            .collect()
-    }
-
-    /// Reads the snapshot `key` from the API server and remembers it as the next base.
-    async fn fetch_snapshot(
-        &self,
-        key: &ResourceKey,
-    ) -> Result<Option<FlinkStateSnapshot>, StoreError> {
-        match self.snapshot_api(&key.namespace).get_opt(&key.name).await {
-            Ok(Some(s)) => {
-                let mut base = SnapshotBase::of(&s);
-                base.written = s.resource_version();
-                self.snapshot_bases().insert(key.clone(), base);
-                Ok(Some(s))
-            }
-            Ok(None) => {
-                self.snapshot_bases().remove(key);
-                Ok(None)
-            }
-            Err(kube::Error::SerdeError(e)) => Err(store_error(
-                format!("FlinkStateSnapshot {key} cannot be read: {e}"),
-                false,
-            )),
-            Err(e) => Err(failure("reading", key, &e)),
-        }
-    }
-
-    async fn snapshot_base(&self, key: &ResourceKey) -> Result<SnapshotBase, StoreError> {
-        if let Some(base) = self.snapshot_bases().get(key).cloned() {
-            return Ok(base);
-        }
-        self.fetch_snapshot(key).await?;
-        self.snapshot_bases().get(key).cloned().ok_or_else(|| {
-            store_error(
-                format!("FlinkStateSnapshot {key} does not exist any more"),
-                true,
-            )
-        })
-    }
-
-    fn wrote_snapshot(
-        &self,
-        key: &ResourceKey,
-        resource_version: Option<String>,
-        update: impl FnOnce(&mut SnapshotBase),
-    ) {
-        if let Some(base) = self.snapshot_bases().get_mut(key) {
-            if let Some(rv) = resource_version {
-                base.resource_version = rv.clone();
-                base.written = Some(rv);
-            }
-            update(base);
-        }
-    }
-
-    /// A merge patch of the snapshot's metadata, guarded by the base's version; re-reads and
-    /// retries once on a conflict. `change` returns the metadata patch, `None` for nothing to
-    /// do.
-    async fn patch_snapshot_metadata(
-        &self,
-        key: &ResourceKey,
-        what: &str,
-        change: impl Fn(&SnapshotBase) -> Option<Value>,
-    ) -> Result<(), StoreError> {
-        for attempt in 0..2 {
-            let base = self.snapshot_base(key).await?;
-            let Some(mut metadata) = change(&base) else {
-                return Ok(());
-            };
-            metadata["resourceVersion"] = json!(base.resource_version);
-            self.fenced()?;
-            let patch = json!({ "metadata": metadata });
-            match self
-                .snapshot_api(&key.namespace)
-                .patch(&key.name, &self.patch_params(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(s) => {
-                    self.wrote_snapshot(key, s.resource_version(), |b| {
-                        b.labels = s.labels().clone();
-                        b.finalizers = s.finalizers().to_vec();
-                    });
-                    return Ok(());
-                }
-                Err(e) if is_code(&e, 404) => {
-                    self.snapshot_bases().remove(key);
-                    return Ok(());
-                }
-                Err(e) if is_code(&e, 409) && attempt == 0 => {
-                    self.fetch_snapshot(key).await?;
-                }
-                Err(e) => return Err(failure(what, key, &e)),
-            }
-        }
-        Err(store_error(
-            format!("FlinkStateSnapshot {key} keeps changing; {what} is retried on the next pass"),
-            true,
-        ))
-    }
-
-    /// A deployment as the caches hold it (or the API server, when no cache has it), without
-    /// touching the deployments' bases: a snapshot's pass only reads its target.
-    async fn peek_deployment(
-        &self,
-        key: &ResourceKey,
-    ) -> Result<Option<FlinkDeployment>, StoreError> {
-        if let Some(cached) = self.cached(key) {
-            return match &cached.0 {
-                Ok(d) => Ok(Some(d.clone())),
-                Err(invalid) => Err(store_error(
-                    format!("FlinkDeployment {key} cannot be read: {}", invalid.error),
-                    false,
-                )),
-            };
-        }
-        let api: Api<FlinkDeployment> = Api::namespaced(self.client.clone(), &key.namespace);
-        api.get_opt(&key.name)
-            .await
-            .map_err(|e| super::api_failure("reading", key, &e))
+        self.snapshots.cached(key)
     }
 
     /// The snapshots whose `jobReference` names the deployment `key`, from the caches.
     pub(super) fn snapshots_referring_to(&self, key: &ResourceKey) -> Vec<FlinkStateSnapshot> {
-        self.cached_snapshots()
+        self.snapshots
+            .all()
             .into_iter()
             .filter(|s| refers_to(s, key))
             .collect()
     }
 
-    /// Why the stored `key` does not read as a `FlinkStateSnapshot`, naming the field; `None`
-    /// when it cannot be read again or reads fine now.
-    async fn unreadable_snapshot_field(&self, key: &ResourceKey) -> Option<String> {
-        let resource = ApiResource::erase::<FlinkStateSnapshot>(&());
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &key.namespace, &resource);
-        let object = api.get_opt(&key.name).await.ok()??;
-        let value = serde_json::to_value(object).ok()?;
-        match serde_path_to_error::deserialize::<_, FlinkStateSnapshot>(value) {
-            Ok(_) => None,
-            Err(e) => Some(format!("{}: {}", e.path(), e.inner())),
-        }
-    }
-
     /// Reports an object that cannot be read as a `FlinkStateSnapshot`: a `ValidationError`
-    /// event and `status.error` (nothing else is done with it).
+    /// event and `status.error` naming the field (nothing else is done with it).
     pub async fn report_unreadable_snapshot(
         &self,
         key: &ResourceKey,
         reference: &ObjectReference,
         error: &str,
     ) -> Result<(), StoreError> {
-        let error = self
-            .unreadable_snapshot_field(key)
+        self.snapshots
+            .report_unreadable(
+                &self.writer,
+                key,
+                reference,
+                error,
+                |why| {
+                    format!(
+                        "Invalid FlinkStateSnapshot, nothing was done: the object cannot be \
+                         read: {why}"
+                    )
+                },
+                |message| json!({ "error": message }),
+            )
             .await
-            .unwrap_or_else(|| error.to_string());
-        let message = format!(
-            "Invalid FlinkStateSnapshot, nothing was done: the object cannot be read: {error}"
-        );
-        let event = Event::warning(engine::EventReason::ValidationError, message.clone());
-        if let Err(e) = self.events.publish(reference, &[event]).await {
-            tracing::warn!(snapshot = %key, error = %e, "could not record an event");
-        }
-        self.fenced()?;
-        let resource = ApiResource::erase::<FlinkStateSnapshot>(&());
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &key.namespace, &resource);
-        let patch = json!({"status": {"error": message}});
-        api.patch_status(&key.name, &self.patch_params(), &Patch::Merge(&patch))
-            .await
-            .map(|_| ())
-            .map_err(|e| failure("writing the status", key, &e))
     }
 
     /// Creates `snapshot`; one that exists already under its name counts as created.
@@ -278,19 +98,16 @@ impl K8sStore {
         snapshot: &FlinkStateSnapshot,
     ) -> Result<(), StoreError> {
         let key = engine::snapshot::snapshot_key(snapshot);
-        self.fenced()?;
-        let params = PostParams {
-            field_manager: Some(self.field_manager.clone()),
-            ..Default::default()
-        };
+        self.writer.fenced()?;
         match self
-            .snapshot_api(&key.namespace)
-            .create(&params, snapshot)
+            .writer
+            .api::<FlinkStateSnapshot>(&key.namespace)
+            .create(&self.writer.post_params(), snapshot)
             .await
         {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, 409) => Ok(()),
-            Err(e) => Err(failure("creating", &key, &e)),
+            Err(e) => Err(failure::<FlinkStateSnapshot>("creating", &key, &e)),
         }
     }
 
@@ -300,15 +117,16 @@ impl K8sStore {
         &self,
         key: &ResourceKey,
     ) -> Result<(), StoreError> {
-        self.fenced()?;
+        self.writer.fenced()?;
         match self
-            .snapshot_api(&key.namespace)
+            .writer
+            .api::<FlinkStateSnapshot>(&key.namespace)
             .delete(&key.name, &DeleteParams::default())
             .await
         {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, 404) => Ok(()),
-            Err(e) => Err(failure("deleting", key, &e)),
+            Err(e) => Err(failure::<FlinkStateSnapshot>("deleting", key, &e)),
         }
     }
 }
@@ -317,58 +135,27 @@ impl SnapshotStore for K8sStore {
     /// Changes whenever a cached snapshot changes. The Kubernetes controller is driven by
     /// watches and never polls it.
     async fn snapshot_revision(&self) -> Result<u64, StoreError> {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for cache in &self.snapshot_caches {
-            for obj in cache.state() {
-                for b in obj.resource_version().unwrap_or_default().bytes() {
-                    hash ^= u64::from(b);
-                    hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-                }
-            }
-        }
-        Ok(hash)
+        Ok(self.snapshots.revision())
     }
 
     async fn list_snapshots(&self) -> Result<Vec<FlinkStateSnapshot>, StoreError> {
-        Ok(self.cached_snapshots())
+        Ok(self.snapshots.all())
     }
 
     async fn get_snapshot(
         &self,
         key: &ResourceKey,
     ) -> Result<Option<FlinkStateSnapshot>, StoreError> {
-        let written = self
-            .snapshot_bases()
-            .get(key)
-            .and_then(|b| b.written.clone());
-        let cached = self.cached_snapshot(key);
-        let trusted = match (&cached, &written) {
-            (Some(c), Some(w)) => c.resource_version().as_deref() == Some(w.as_str()),
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if !trusted {
-            return self.fetch_snapshot(key).await;
-        }
-        match cached.as_deref().map(|g| &g.0) {
-            Some(Ok(s)) => {
-                self.snapshot_bases()
-                    .insert(key.clone(), SnapshotBase::of(s));
-                Ok(Some(s.clone()))
-            }
-            Some(Err(invalid)) => Err(store_error(
-                format!("FlinkStateSnapshot {key} cannot be read: {}", invalid.error),
-                false,
-            )),
-            None => Ok(None),
-        }
+        self.snapshots.get(&self.writer, key).await
     }
 
+    /// The target as the caches hold it, without touching the deployments' bases: a
+    /// snapshot's pass only reads its target.
     async fn get_deployment(
         &self,
         key: &ResourceKey,
     ) -> Result<Option<FlinkDeployment>, StoreError> {
-        self.peek_deployment(key).await
+        self.deployments.peek(&self.writer, key).await
     }
 
     async fn write_snapshot_status(
@@ -376,55 +163,7 @@ impl SnapshotStore for K8sStore {
         key: &ResourceKey,
         status: &FlinkStateSnapshotStatus,
     ) -> Result<(), StoreError> {
-        let resource = ApiResource::erase::<FlinkStateSnapshot>(&());
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &key.namespace, &resource);
-        let status_value = serde_json::to_value(status).map_err(|e| {
-            store_error(
-                format!("cannot write the status of FlinkStateSnapshot {key}: {e}"),
-                false,
-            )
-        })?;
-        for _ in 0..CONFLICT_RETRIES {
-            let base = self.snapshot_base(key).await?;
-            let mut body = DynamicObject::new(&key.name, &resource).within(&key.namespace);
-            body.metadata.resource_version = Some(base.resource_version.clone());
-            body.data = json!({"status": status_value});
-            self.fenced()?;
-            let params = PostParams {
-                field_manager: Some(self.field_manager.clone()),
-                ..Default::default()
-            };
-            match api.replace_status(&key.name, &params, &body).await {
-                Ok(written) => {
-                    let rv = written.metadata.resource_version.clone();
-                    self.wrote_snapshot(key, rv, |b| b.status = Some(status.clone()));
-                    return Ok(());
-                }
-                Err(e) if is_code(&e, 409) => {
-                    let current = self.fetch_snapshot(key).await?.ok_or_else(|| {
-                        store_error(format!("FlinkStateSnapshot {key} was deleted"), true)
-                    })?;
-                    if current.status != base.status {
-                        return Err(store_error(
-                            format!(
-                                "the status of FlinkStateSnapshot {key} was changed by another \
-                                 writer; the next pass decides again from it"
-                            ),
-                            true,
-                        ));
-                    }
-                    tracing::debug!(snapshot = %key, "status write conflicted with a spec or metadata change; retrying on the new version");
-                }
-                Err(e) => return Err(failure("writing the status", key, &e)),
-            }
-        }
-        Err(store_error(
-            format!(
-                "FlinkStateSnapshot {key} keeps changing; its status is written on the next pass"
-            ),
-            true,
-        ))
+        self.snapshots.write_status(&self.writer, key, status).await
     }
 
     async fn set_snapshot_labels(
@@ -432,10 +171,11 @@ impl SnapshotStore for K8sStore {
         key: &ResourceKey,
         labels: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        self.patch_snapshot_metadata(key, "writing the labels", |base| {
-            labels_patch(&base.labels, labels)
-        })
-        .await
+        self.snapshots
+            .patch_metadata(&self.writer, key, "writing the labels", |base| {
+                labels_patch(&base.labels, labels)
+            })
+            .await
     }
 
     async fn record_snapshot_events(
@@ -443,41 +183,21 @@ impl SnapshotStore for K8sStore {
         key: &ResourceKey,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let reference = self.snapshot_base(key).await?.reference;
-        self.events
-            .publish(&reference, events)
+        self.snapshots
+            .record_events(&self.writer, key, events)
             .await
-            .map_err(|e| store_error(format!("FlinkStateSnapshot {key}: {e}"), true))
     }
 
     async fn add_snapshot_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
-        self.patch_snapshot_metadata(key, "writing the finalizers", |base| {
-            (!base.finalizers.iter().any(|f| f == SNAPSHOT_FINALIZER)).then(|| {
-                let mut next = base.finalizers.clone();
-                next.push(SNAPSHOT_FINALIZER.to_string());
-                json!({ "finalizers": next })
-            })
-        })
-        .await
+        self.snapshots
+            .add_finalizer(&self.writer, key, SNAPSHOT_FINALIZER)
+            .await
     }
 
     async fn remove_snapshot_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
-        self.patch_snapshot_metadata(key, "writing the finalizers", |base| {
-            base.finalizers
-                .iter()
-                .any(|f| f == SNAPSHOT_FINALIZER)
-                .then(|| {
-                    let next: Vec<&String> = base
-                        .finalizers
-                        .iter()
-                        .filter(|f| *f != SNAPSHOT_FINALIZER)
-                        .collect();
-                    json!({ "finalizers": next })
-                })
-        })
-        .await?;
-        self.snapshot_bases().remove(key);
-        Ok(())
+        self.snapshots
+            .remove_finalizer(&self.writer, key, SNAPSHOT_FINALIZER)
+            .await
     }
 }
 
