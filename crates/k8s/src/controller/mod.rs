@@ -19,11 +19,11 @@
 //! the same term (same [`Term`]: store, backend, fence, metrics).
 
 mod metrics_task;
+mod per_object;
 mod snapshots;
 
 pub use snapshots::SnapshotReconcileError;
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,11 +34,10 @@ use engine::{ResourceKey, Settings, StoreError};
 use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
 use crate::backend::K8sBackend;
 use crate::events::EventPublisher;
@@ -46,6 +45,7 @@ use crate::leader::Fence;
 use crate::metrics::{Metrics, ResourceKind};
 use crate::resources::labels::{MANAGED_BY, MANAGED_BY_VALUE};
 use crate::store::{Guarded, GuardedSnapshot, K8sStore};
+use per_object::PerObject;
 
 /// Settings of the controller itself (the engine's timing is in [`Settings`]).
 #[derive(Clone, Debug)]
@@ -90,14 +90,10 @@ pub struct Term {
     settings: ControllerSettings,
     fence: Fence,
     metrics: Metrics,
-    /// Consecutive failed passes per object.
-    failures: Mutex<HashMap<ResourceKey, u32>>,
-    /// Unreadable objects already reported, by uid and generation.
-    reported: Mutex<HashSet<(String, i64)>>,
-    /// Consecutive failed passes per snapshot.
-    snapshot_failures: Mutex<HashMap<ResourceKey, u32>>,
-    /// Unreadable snapshots already reported, by uid and generation.
-    snapshot_reported: Mutex<HashSet<(String, i64)>>,
+    /// Failures and reported unreadable generations of the `FlinkDeployment`s.
+    deployments: PerObject,
+    /// The same for the `FlinkStateSnapshot`s.
+    snapshots: PerObject,
 }
 
 impl std::fmt::Debug for Term {
@@ -218,10 +214,8 @@ pub async fn run(
         settings: parts.settings.clone(),
         fence: parts.fence.clone(),
         metrics: parts.metrics.clone(),
-        failures: Mutex::default(),
-        reported: Mutex::default(),
-        snapshot_failures: Mutex::default(),
-        snapshot_reported: Mutex::default(),
+        deployments: PerObject::default(),
+        snapshots: PerObject::default(),
     });
     let ready = {
         let caches = caches.clone();
@@ -290,9 +284,7 @@ async fn reconcile(obj: Arc<Guarded>, term: Arc<Term>) -> Result<Action, Reconci
         Ok(d) => pass(&term, &key, d).await,
     };
     match &result {
-        Ok(_) => {
-            lock(&term.failures).remove(&key);
-        }
+        Ok(_) => term.deployments.succeeded(&key),
         Err(e) => guard.failed(e.category()),
     }
     result
@@ -340,43 +332,24 @@ async fn report_unreadable(
     key: &ResourceKey,
     invalid: &kube::core::error_boundary::InvalidObject,
 ) -> Result<Action, ReconcileError> {
-    let seen = (
-        invalid.metadata.uid.clone().unwrap_or_default(),
-        invalid.metadata.generation.unwrap_or_default(),
-    );
-    if lock(&term.reported).contains(&seen) {
-        return Ok(Action::await_change());
-    }
-    tracing::warn!(resource = %key, error = %invalid.error, "FlinkDeployment cannot be read");
-    let reference = ObjectReference {
-        api_version: Some(FlinkDeployment::api_version(&()).into_owned()),
-        kind: Some(FlinkDeployment::kind(&()).into_owned()),
-        name: invalid.metadata.name.clone(),
-        namespace: invalid.metadata.namespace.clone(),
-        uid: invalid.metadata.uid.clone(),
-        resource_version: invalid.metadata.resource_version.clone(),
-        ..Default::default()
-    };
-    term.store
-        .report_unreadable(key, &reference, &invalid.error)
+    term.deployments
+        .report_unreadable_once::<FlinkDeployment, _, _>(key, invalid, |reference| async move {
+            term.store
+                .report_unreadable(key, &reference, &invalid.error)
+                .await
+        })
         .await
         .map_err(|source| ReconcileError::Store {
             key: key.clone(),
             source,
         })?;
-    lock(&term.reported).insert(seen);
     Ok(Action::await_change())
 }
 
 /// Backs off per object: `backoff_start · 2^(failures-1)`, capped at `backoff_max`.
 fn error_policy(obj: Arc<Guarded>, error: &ReconcileError, term: Arc<Term>) -> Action {
     let key = key_of(&obj);
-    let failures = {
-        let mut all = lock(&term.failures);
-        let n = all.entry(key.clone()).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
-    };
+    let failures = term.deployments.failed(&key);
     let wait = backoff(&term.settings, failures);
     tracing::warn!(resource = %key, error = %error, retry_in = ?wait, "reconcile failed");
     Action::requeue(wait)

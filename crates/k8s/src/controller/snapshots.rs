@@ -17,13 +17,12 @@ use api::FlinkStateSnapshot;
 use engine::controller::PassResult;
 use engine::{ResourceKey, StoreError};
 use futures::future::{BoxFuture, Shared};
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
-use super::{Parts, Term, backoff, lock};
+use super::{Parts, Term, backoff};
 use crate::metrics::ResourceKind;
 use crate::store::{Guarded, GuardedSnapshot};
 
@@ -130,11 +129,11 @@ pub(super) async fn reconcile(
     };
     match result {
         Ok(PassResult::Gone) => {
-            lock(&term.snapshot_failures).remove(&key);
+            term.snapshots.succeeded(&key);
             Ok(Action::await_change())
         }
         Ok(PassResult::Requeue(after)) => {
-            lock(&term.snapshot_failures).remove(&key);
+            term.snapshots.succeeded(&key);
             Ok(Action::requeue(after))
         }
         Err(source) => {
@@ -150,27 +149,13 @@ async fn report_unreadable(
     key: &ResourceKey,
     invalid: &kube::core::error_boundary::InvalidObject,
 ) -> Result<PassResult, StoreError> {
-    let seen = (
-        invalid.metadata.uid.clone().unwrap_or_default(),
-        invalid.metadata.generation.unwrap_or_default(),
-    );
-    if lock(&term.snapshot_reported).contains(&seen) {
-        return Ok(PassResult::Gone);
-    }
-    tracing::warn!(snapshot = %key, error = %invalid.error, "FlinkStateSnapshot cannot be read");
-    let reference = ObjectReference {
-        api_version: Some(FlinkStateSnapshot::api_version(&()).into_owned()),
-        kind: Some(FlinkStateSnapshot::kind(&()).into_owned()),
-        name: invalid.metadata.name.clone(),
-        namespace: invalid.metadata.namespace.clone(),
-        uid: invalid.metadata.uid.clone(),
-        resource_version: invalid.metadata.resource_version.clone(),
-        ..Default::default()
-    };
-    term.store
-        .report_unreadable_snapshot(key, &reference, &invalid.error)
+    term.snapshots
+        .report_unreadable_once::<FlinkStateSnapshot, _, _>(key, invalid, |reference| async move {
+            term.store
+                .report_unreadable_snapshot(key, &reference, &invalid.error)
+                .await
+        })
         .await?;
-    lock(&term.snapshot_reported).insert(seen);
     // waits for a change, like a deleted object
     Ok(PassResult::Gone)
 }
@@ -182,12 +167,7 @@ pub(super) fn error_policy(
     term: Arc<Term>,
 ) -> Action {
     let key = key_of(&obj);
-    let failures = {
-        let mut all = lock(&term.snapshot_failures);
-        let n = all.entry(key.clone()).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
-    };
+    let failures = term.snapshots.failed(&key);
     let wait = backoff(&term.settings, failures);
     tracing::warn!(snapshot = %key, error = %error, retry_in = ?wait, "reconcile failed");
     Action::requeue(wait)
