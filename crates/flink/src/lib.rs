@@ -39,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod call;
 pub mod checkpoints;
 pub mod client;
 pub mod cluster;
@@ -49,6 +50,7 @@ pub mod ids;
 pub mod jars;
 pub mod jobs;
 pub mod metrics;
+pub mod observe;
 pub mod ops;
 pub mod retry;
 pub mod savepoints;
@@ -63,6 +65,7 @@ pub use error::{CallSite, Error, FailureCause, Result};
 pub use ids::{JobId, TriggerId, VertexId};
 pub use jars::{JarId, RunJarRequest, SubmittedJob};
 pub use jobs::{JobDetails, JobExceptions, JobState};
+pub use observe::{CallObserver, CallOutcome, ObservedCall, Observer};
 pub use ops::{OperationKind, OperationStatus, PollOptions};
 pub use retry::RetryPolicy;
 pub use savepoints::{SavepointFormat, SavepointRequest, StopRequest};
