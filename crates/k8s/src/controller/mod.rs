@@ -223,6 +223,12 @@ pub async fn run(
         snapshot_failures: Mutex::default(),
         snapshot_reported: Mutex::default(),
     });
+    let gauges = metrics_task::run(
+        caches.clone(),
+        snapshot_caches.clone(),
+        parts.metrics.clone(),
+        shutdown.clone(),
+    );
     let ready = {
         let caches = caches.clone();
         async move {
@@ -236,7 +242,6 @@ pub async fn run(
             synced();
         }
     };
-    let gauges = metrics_task::run(caches, parts.metrics.clone(), shutdown.clone());
     let loops = futures::future::join_all(controllers.into_iter().map(|c| {
         c.run(reconcile, error_policy, term.clone())
             .for_each(|result| async move {
