@@ -6,6 +6,8 @@
 //! returns a typed [`Error`] naming the endpoint and the JobManager. Operations that Flink
 //! runs asynchronously (savepoints, stop-with-savepoint, checkpoints, disposal) share one
 //! protocol implementation in [`ops`]; version differences live in [`compat`].
+//! A [`CallObserver`] set on the config sees every HTTP call (endpoint path template, method,
+//! outcome class, duration), e.g. for a latency histogram.
 //!
 //! A crash-safe savepoint, as a controller takes it: the trigger id is chosen and recorded
 //! first, so after a crash the same id is polled (or triggered again; Flink treats a repeated
