@@ -3,6 +3,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use crate::call::{Seg, segs};
 use crate::client::{Call, FlinkClient};
 use crate::error::Result;
 use crate::ids::{JobId, TriggerId};
@@ -171,7 +172,7 @@ struct CheckpointInfo {
 }
 
 fn checkpoint_status_call(job: &JobId, trigger: &TriggerId) -> Call {
-    Call::get(&["jobs", job.as_str(), "checkpoints", trigger.as_str()])
+    Call::get(&segs!["jobs", job, "checkpoints", trigger])
 }
 
 impl FlinkClient {
@@ -179,7 +180,7 @@ impl FlinkClient {
     /// (`rest.cache.checkpoint-statistics.timeout`, default `web.refresh-interval`), so
     /// right after a checkpoint or a state change they may name an older checkpoint.
     pub async fn checkpoints(&self, job: &JobId) -> Result<CheckpointStats> {
-        self.get(Call::get(&["jobs", job.as_str(), "checkpoints"]))
+        self.get(Call::get(&segs!["jobs", job, "checkpoints"]))
             .await
     }
 
@@ -200,19 +201,19 @@ impl FlinkClient {
         checkpoint: u64,
     ) -> Result<CheckpointSummary> {
         let id = checkpoint.to_string();
-        self.get(Call::get(&[
+        self.get(Call::get(&segs![
             "jobs",
-            job.as_str(),
+            job,
             "checkpoints",
             "details",
-            id.as_str(),
+            Seg::id(":checkpointid", &id),
         ]))
         .await
     }
 
     /// A job's checkpoint configuration.
     pub async fn checkpoint_config(&self, job: &JobId) -> Result<CheckpointConfig> {
-        self.get(Call::get(&["jobs", job.as_str(), "checkpoints", "config"]))
+        self.get(Call::get(&segs!["jobs", job, "checkpoints", "config"]))
             .await
     }
 
@@ -224,7 +225,7 @@ impl FlinkClient {
         job: &JobId,
         request: &CheckpointRequest,
     ) -> Result<TriggerId> {
-        let call = Call::new(Method::POST, &["jobs", job.as_str(), "checkpoints"]);
+        let call = Call::new(Method::POST, &segs!["jobs", job, "checkpoints"]);
         let version = self.flink_version().await?;
         if !version.supports_checkpoint_trigger() {
             return Err(self.unsupported(

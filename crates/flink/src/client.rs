@@ -4,16 +4,18 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use url::Url;
 
+pub(crate) use crate::call::Call;
 use crate::compat::FlinkVersion;
 use crate::error::{CallSite, Error, Result, clean_flink_errors, error_chain, snippet};
+use crate::observe::{CallOutcome, ObservedCall, Observer};
 use crate::retry::RetryPolicy;
 use crate::settings::apply_tls;
 pub use crate::settings::{BearerToken, ClientConfig, ClientIdentity, TlsConfig};
@@ -32,6 +34,7 @@ struct Inner {
     timeout: Duration,
     upload_timeout: Duration,
     retry: RetryPolicy,
+    observer: Option<Observer>,
     version: Mutex<Option<FlinkVersion>>,
 }
 
@@ -40,32 +43,6 @@ impl fmt::Debug for FlinkClient {
         f.debug_struct("FlinkClient")
             .field("jobmanager", &self.inner.shown)
             .finish_non_exhaustive()
-    }
-}
-
-/// One request: method, path segments below `v1/`, query parameters.
-pub(crate) struct Call {
-    pub(crate) method: Method,
-    segments: Vec<String>,
-    query: Vec<(&'static str, String)>,
-}
-
-impl Call {
-    pub(crate) fn new<S: AsRef<str>>(method: Method, segments: &[S]) -> Self {
-        Call {
-            method,
-            segments: segments.iter().map(|s| s.as_ref().to_string()).collect(),
-            query: Vec::new(),
-        }
-    }
-
-    pub(crate) fn get<S: AsRef<str>>(segments: &[S]) -> Self {
-        Call::new(Method::GET, segments)
-    }
-
-    pub(crate) fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
-        self.query.push((key, value.into()));
-        self
     }
 }
 
@@ -129,6 +106,7 @@ impl FlinkClient {
                 timeout: config.timeout,
                 upload_timeout: config.upload_timeout,
                 retry: config.retry,
+                observer: config.observer,
                 version: Mutex::new(None),
             }),
         })
@@ -191,9 +169,8 @@ impl FlinkClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = self.execute(&call, Body::Empty).await;
-            let err = match result {
-                Ok(bytes) => return self.decode(&call, &bytes),
+            let err = match self.exchange(&call, Body::Empty).await {
+                Ok(value) => return Ok(value),
                 Err(err) => err,
             };
             match self
@@ -229,8 +206,7 @@ impl FlinkClient {
             None => None,
         };
         let body = json.as_ref().map(Body::Json).unwrap_or(Body::Empty);
-        let bytes = self.execute(&call, body).await?;
-        self.decode(&call, &bytes)
+        self.exchange(&call, body).await
     }
 
     /// A write whose answer carries nothing of interest (e.g. `{}`).
@@ -249,12 +225,61 @@ impl FlinkClient {
         file_name: String,
         bytes: Vec<u8>,
     ) -> Result<T> {
-        let bytes = self.execute(&call, Body::Jar { file_name, bytes }).await?;
-        self.decode(&call, &bytes)
+        self.exchange(&call, Body::Jar { file_name, bytes }).await
     }
 
-    async fn execute(&self, call: &Call, body: Body<'_>) -> Result<Vec<u8>> {
+    /// One HTTP exchange: sends `call`, reads the answer, maps an error status to a typed error
+    /// and decodes a success; reports it to the observer.
+    async fn exchange<T: DeserializeOwned>(&self, call: &Call, body: Body<'_>) -> Result<T> {
         let at = self.call_site(call);
+        let (request, timeout) = self.request(call, body)?;
+        tracing::debug!(endpoint = %at.endpoint, jobmanager = %at.jobmanager, "calling Flink");
+        let started = Instant::now();
+        let answer = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let bytes = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, bytes))
+        }
+        .await;
+        let elapsed = started.elapsed();
+        let (status, bytes) = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                let err = transport_error(e, &at, timeout);
+                if let Some(outcome) = CallOutcome::of_transport(&err) {
+                    self.report(call, outcome, elapsed);
+                }
+                return Err(err);
+            }
+        };
+        if !status.is_success() {
+            self.report(call, CallOutcome::of_status(status), elapsed);
+            let err = self.http_error(at, status, &bytes);
+            return Err(self.name_version(call, err).await);
+        }
+        let decoded = self.decode(call, &bytes);
+        let outcome = match decoded {
+            Ok(_) => CallOutcome::Ok,
+            Err(_) => CallOutcome::Decode,
+        };
+        self.report(call, outcome, elapsed);
+        decoded
+    }
+
+    fn report(&self, call: &Call, outcome: CallOutcome, duration: Duration) {
+        if let Some(Observer(observer)) = &self.inner.observer {
+            observer.observe(&ObservedCall {
+                endpoint: &call.template,
+                method: call.method_name(),
+                outcome,
+                duration,
+            });
+        }
+    }
+
+    /// The request of `call`, and the timeout it runs under.
+    fn request(&self, call: &Call, body: Body<'_>) -> Result<(reqwest::RequestBuilder, Duration)> {
         let mut url = self.endpoint_url(&call.segments);
         if !call.query.is_empty() {
             url.query_pairs_mut()
@@ -277,22 +302,7 @@ impl FlinkClient {
                 request.multipart(reqwest::multipart::Form::new().part("jarfile", part))
             }
         };
-        tracing::debug!(endpoint = %at.endpoint, jobmanager = %at.jobmanager, "calling Flink");
-        let response = request
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| transport_error(e, &at, timeout))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(e, &at, timeout))?;
-        if status.is_success() {
-            return Ok(bytes.to_vec());
-        }
-        let err = self.http_error(at, status, &bytes);
-        Err(self.name_version(call, err).await)
+        Ok((request.timeout(timeout), timeout))
     }
 
     /// An `Unsupported` error names the Flink version; when it is not known yet, it is read
@@ -441,6 +451,7 @@ fn transport_error(e: reqwest::Error, at: &CallSite, timeout: Duration) -> Error
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::segs;
 
     fn client(base: &str) -> FlinkClient {
         FlinkClient::new(ClientConfig::new(base).unwrap()).unwrap()
@@ -484,7 +495,7 @@ mod tests {
     fn shown_url_has_no_credentials() {
         let c = client("https://user:pw@jm:8081/base");
         assert_eq!(c.jobmanager_url(), "https://jm:8081/base/");
-        let site = c.call_site(&Call::get(&["jobs"]));
+        let site = c.call_site(&Call::get(&segs!["jobs"]));
         assert_eq!(site.endpoint, "GET /v1/jobs");
         assert!(!site.to_string().contains("pw"));
     }
@@ -523,7 +534,7 @@ mod tests {
     #[test]
     fn kubernetes_proxy_errors_are_not_mistaken_for_flink_answers() {
         let c = client("https://api:6443/api/v1/namespaces/ns/services/jm-rest:8081/proxy/");
-        let at = c.call_site(&Call::get(&["jobs"]));
+        let at = c.call_site(&Call::get(&segs!["jobs"]));
         let body = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"no endpoints available for service \"jm-rest:8081\"","reason":"ServiceUnavailable","code":503}"#;
         let err = c.http_error(at.clone(), StatusCode::SERVICE_UNAVAILABLE, body);
         assert!(matches!(err, Error::Unreachable { .. }), "{err}");
@@ -538,7 +549,7 @@ mod tests {
     #[test]
     fn flink_route_miss_is_unsupported_and_job_miss_is_not_found() {
         let c = client("http://jm:8081");
-        let at = c.call_site(&Call::get(&["jobs", "x", "rescales", "overview"]));
+        let at = c.call_site(&Call::get(&segs!["jobs", "x", "rescales", "overview"]));
         let err = c.http_error(
             at.clone(),
             StatusCode::NOT_FOUND,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::call::{Seg, segs};
 use crate::client::{Call, FlinkClient};
 use crate::compat::FlinkVersion;
 use crate::error::{Error, Result};
@@ -141,7 +142,7 @@ impl FlinkClient {
     /// [`Error::NotFlink`] when something else answers. Refreshes the cached version.
     pub async fn health(&self) -> Result<ClusterHealth> {
         let (config, version) = self.read_dashboard_config().await?;
-        let overview: ClusterOverview = match self.get(Call::get(&["overview"])).await {
+        let overview: ClusterOverview = match self.get(Call::get(&segs!["overview"])).await {
             Err(Error::Decode { at, source }) => {
                 return Err(Error::NotFlink {
                     at,
@@ -164,7 +165,7 @@ impl FlinkClient {
     }
 
     async fn read_dashboard_config(&self) -> Result<(DashboardConfig, FlinkVersion)> {
-        let call = Call::get(&["config"]);
+        let call = Call::get(&segs!["config"]);
         let at = self.call_site(&call);
         let raw: serde_json::Value = match self.get(call).await {
             Err(Error::Unsupported { at, .. }) => {
@@ -198,24 +199,28 @@ impl FlinkClient {
 
     /// TaskManagers, slots and job counts.
     pub async fn overview(&self) -> Result<ClusterOverview> {
-        self.get(Call::get(&["overview"])).await
+        self.get(Call::get(&segs!["overview"])).await
     }
 
     /// The JobManager's effective configuration (`GET /jobmanager/config`). Flink masks
     /// values of sensitive keys (passwords, secrets) before sending them.
     pub async fn jobmanager_config(&self) -> Result<BTreeMap<String, String>> {
-        let entries: Vec<ConfigEntry> = self.get(Call::get(&["jobmanager", "config"])).await?;
+        let entries: Vec<ConfigEntry> = self.get(Call::get(&segs!["jobmanager", "config"])).await?;
         Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
     }
 
     /// Registered TaskManagers.
     pub async fn taskmanagers(&self) -> Result<Vec<TaskManagerInfo>> {
-        let list: TaskManagerList = self.get(Call::get(&["taskmanagers"])).await?;
+        let list: TaskManagerList = self.get(Call::get(&segs!["taskmanagers"])).await?;
         Ok(list.taskmanagers)
     }
 
     /// Details of one TaskManager, with its allocated slots and memory metrics.
     pub async fn taskmanager(&self, id: &str) -> Result<TaskManagerDetails> {
-        self.get(Call::get(&["taskmanagers", id])).await
+        self.get(Call::get(&segs![
+            "taskmanagers",
+            Seg::id(":taskmanagerid", id)
+        ]))
+        .await
     }
 }

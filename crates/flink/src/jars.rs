@@ -7,6 +7,7 @@ use std::path::Path;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use crate::call::segs;
 use crate::client::{Call, FlinkClient};
 use crate::error::{Error, Result};
 use crate::ids::JobId;
@@ -139,7 +140,7 @@ impl FlinkClient {
             .unwrap_or_else(|| "job.jar".into());
         let response: UploadResponse = self
             .upload(
-                Call::new(Method::POST, &["jars", "upload"]),
+                Call::new(Method::POST, &segs!["jars", "upload"]),
                 file_name,
                 bytes,
             )
@@ -155,20 +156,20 @@ impl FlinkClient {
 
     /// Jars uploaded to this cluster.
     pub async fn jars(&self) -> Result<Vec<JarInfo>> {
-        let list: JarList = self.get(Call::get(&["jars"])).await?;
+        let list: JarList = self.get(Call::get(&segs!["jars"])).await?;
         Ok(list.files)
     }
 
     /// Runs an uploaded jar; returns once the job is submitted (it is then `INITIALIZING`
     /// or later). Sent exactly once: a retry could start the job twice.
     pub async fn run_jar(&self, jar: &JarId, request: &RunJarRequest) -> Result<SubmittedJob> {
-        let call = Call::new(Method::POST, &["jars", jar.as_str(), "run"]);
+        let call = Call::new(Method::POST, &segs!["jars", jar, "run"]);
         self.send(call, Some(request)).await
     }
 
     /// Deletes an uploaded jar.
     pub async fn delete_jar(&self, jar: &JarId) -> Result<()> {
-        let call = Call::new(Method::DELETE, &["jars", jar.as_str()]);
+        let call = Call::new(Method::DELETE, &segs!["jars", jar]);
         self.send_ignore(call, None::<&()>).await
     }
 }

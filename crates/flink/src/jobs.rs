@@ -6,6 +6,7 @@ use std::fmt;
 use reqwest::Method;
 use serde::Deserialize;
 
+use crate::call::segs;
 use crate::client::{Call, FlinkClient};
 use crate::compat;
 use crate::error::{MAX_TRACE_LEN, Result, truncate};
@@ -362,20 +363,20 @@ pub struct ExecutionConfig {
 impl FlinkClient {
     /// All jobs the JobManager knows, with their states (`GET /jobs`).
     pub async fn jobs(&self) -> Result<Vec<JobIdWithState>> {
-        let list: JobList = self.get(Call::get(&["jobs"])).await?;
+        let list: JobList = self.get(Call::get(&segs!["jobs"])).await?;
         Ok(list.jobs)
     }
 
     /// All jobs with names, times and task counts (`GET /jobs/overview`).
     pub async fn jobs_overview(&self) -> Result<Vec<JobOverview>> {
-        let list: JobOverviewList = self.get(Call::get(&["jobs", "overview"])).await?;
+        let list: JobOverviewList = self.get(Call::get(&segs!["jobs", "overview"])).await?;
         Ok(list.jobs)
     }
 
     /// Details of one job (`GET /jobs/:jobid`). Flink serves them from a cache refreshed
     /// every few seconds (`web.refresh-interval`), so they may lag [`Self::job_state`].
     pub async fn job(&self, job: &JobId) -> Result<JobDetails> {
-        self.get(Call::get(&["jobs", job.as_str()])).await
+        self.get(Call::get(&segs!["jobs", job])).await
     }
 
     /// Only the state of one job (`GET /jobs/:jobid/status`); cheaper than [`Self::job`].
@@ -384,9 +385,7 @@ impl FlinkClient {
         struct Status {
             status: JobState,
         }
-        let status: Status = self
-            .get(Call::get(&["jobs", job.as_str(), "status"]))
-            .await?;
+        let status: Status = self.get(Call::get(&segs!["jobs", job, "status"])).await?;
         Ok(status.status)
     }
 
@@ -397,7 +396,7 @@ impl FlinkClient {
         job: &JobId,
         max_exceptions: Option<u32>,
     ) -> Result<JobExceptions> {
-        let mut call = Call::get(&["jobs", job.as_str(), "exceptions"]);
+        let mut call = Call::get(&segs!["jobs", job, "exceptions"]);
         if let Some(max) = max_exceptions {
             call = call.query("maxExceptions", max.to_string());
         }
@@ -407,14 +406,14 @@ impl FlinkClient {
 
     /// The job's execution configuration (`GET /jobs/:jobid/config`).
     pub async fn job_config(&self, job: &JobId) -> Result<JobConfig> {
-        self.get(Call::get(&["jobs", job.as_str(), "config"])).await
+        self.get(Call::get(&segs!["jobs", job, "config"])).await
     }
 
     /// Cancels the job without a savepoint (`PATCH /jobs/:jobid?mode=cancel`). Returns once
     /// Flink accepted the request; the job passes through `CANCELLING` to `CANCELED`.
     /// Cancelling a job that already ended is accepted too.
     pub async fn cancel_job(&self, job: &JobId) -> Result<()> {
-        let call = Call::new(Method::PATCH, &["jobs", job.as_str()]).query("mode", "cancel");
+        let call = Call::new(Method::PATCH, &segs!["jobs", job]).query("mode", "cancel");
         self.send_ignore(call, None::<&()>).await
     }
 }

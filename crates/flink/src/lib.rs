@@ -6,6 +6,8 @@
 //! returns a typed [`Error`] naming the endpoint and the JobManager. Operations that Flink
 //! runs asynchronously (savepoints, stop-with-savepoint, checkpoints, disposal) share one
 //! protocol implementation in [`ops`]; version differences live in [`compat`].
+//! A [`CallObserver`] set on the config sees every HTTP call (endpoint path template, method,
+//! outcome class, duration), e.g. for a latency histogram.
 //!
 //! A crash-safe savepoint, as a controller takes it: the trigger id is chosen and recorded
 //! first, so after a crash the same id is polled (or triggered again; Flink treats a repeated
@@ -39,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod call;
 pub mod checkpoints;
 pub mod client;
 pub mod cluster;
@@ -49,6 +52,7 @@ pub mod ids;
 pub mod jars;
 pub mod jobs;
 pub mod metrics;
+pub mod observe;
 pub mod ops;
 pub mod retry;
 pub mod savepoints;
@@ -63,6 +67,7 @@ pub use error::{CallSite, Error, FailureCause, Result};
 pub use ids::{JobId, TriggerId, VertexId};
 pub use jars::{JarId, RunJarRequest, SubmittedJob};
 pub use jobs::{JobDetails, JobExceptions, JobState};
+pub use observe::{CallObserver, CallOutcome, ObservedCall, Observer};
 pub use ops::{OperationKind, OperationStatus, PollOptions};
 pub use retry::RetryPolicy;
 pub use savepoints::{SavepointFormat, SavepointRequest, StopRequest};

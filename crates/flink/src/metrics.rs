@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::call::segs;
 use crate::client::{Call, FlinkClient};
 use crate::error::Result;
 use crate::ids::{JobId, VertexId};
@@ -83,7 +84,7 @@ impl FlinkClient {
     /// Job-level metrics by name, e.g. `numRestarts`, `lastCheckpointDuration`, `uptime`.
     /// Names the job does not have are absent from the result.
     pub async fn job_metrics(&self, job: &JobId, names: &[&str]) -> Result<MetricValues> {
-        let call = with_names(Call::get(&["jobs", job.as_str(), "metrics"]), names);
+        let call = with_names(Call::get(&segs!["jobs", job, "metrics"]), names);
         Ok(values(self.get(call).await?))
     }
 
@@ -96,7 +97,7 @@ impl FlinkClient {
         names: &[&str],
     ) -> Result<MetricValues> {
         let call = with_names(
-            Call::get(&["jobs", job.as_str(), "vertices", vertex.as_str(), "metrics"]),
+            Call::get(&segs!["jobs", job, "vertices", vertex, "metrics"]),
             names,
         );
         Ok(values(self.get(call).await?))
@@ -108,7 +109,7 @@ impl FlinkClient {
         job: &JobId,
         vertex: &VertexId,
     ) -> Result<Vec<String>> {
-        let call = Call::get(&["jobs", job.as_str(), "vertices", vertex.as_str(), "metrics"]);
+        let call = Call::get(&segs!["jobs", job, "vertices", vertex, "metrics"]);
         let raw: Vec<RawMetric> = self.get(call).await?;
         Ok(raw.into_iter().map(|m| m.id).collect())
     }
@@ -123,13 +124,8 @@ impl FlinkClient {
         names: &[&str],
     ) -> Result<BTreeMap<String, AggregatedMetric>> {
         let call = with_names(
-            Call::get(&[
-                "jobs",
-                job.as_str(),
-                "vertices",
-                vertex.as_str(),
-                "subtasks",
-                "metrics",
+            Call::get(&segs![
+                "jobs", job, "vertices", vertex, "subtasks", "metrics",
             ]),
             names,
         );

@@ -7,6 +7,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use crate::call::segs;
 use crate::client::{Call, FlinkClient};
 use crate::error::Result;
 use crate::ids::{JobId, TriggerId};
@@ -73,11 +74,11 @@ struct DisposalRequest<'a> {
 struct Empty {}
 
 fn savepoint_status_call(job: &JobId, trigger: &TriggerId) -> Call {
-    Call::get(&["jobs", job.as_str(), "savepoints", trigger.as_str()])
+    Call::get(&segs!["jobs", job, "savepoints", trigger])
 }
 
 fn disposal_status_call(trigger: &TriggerId) -> Call {
-    Call::get(&["savepoint-disposal", trigger.as_str()])
+    Call::get(&segs!["savepoint-disposal", trigger])
 }
 
 impl FlinkClient {
@@ -87,14 +88,14 @@ impl FlinkClient {
         job: &JobId,
         request: &SavepointRequest,
     ) -> Result<TriggerId> {
-        let call = Call::new(Method::POST, &["jobs", job.as_str(), "savepoints"]);
+        let call = Call::new(Method::POST, &segs!["jobs", job, "savepoints"]);
         self.trigger_operation(call, request).await
     }
 
     /// Triggers stop-with-savepoint and returns its trigger id at once. Sent exactly once.
     /// Its progress is read with [`Self::savepoint_status`].
     pub async fn trigger_stop(&self, job: &JobId, request: &StopRequest) -> Result<TriggerId> {
-        let call = Call::new(Method::POST, &["jobs", job.as_str(), "stop"]);
+        let call = Call::new(Method::POST, &segs!["jobs", job, "stop"]);
         self.trigger_operation(call, request).await
     }
 
@@ -167,7 +168,7 @@ impl FlinkClient {
         savepoint_path: &str,
         trigger_id: Option<&TriggerId>,
     ) -> Result<TriggerId> {
-        let call = Call::new(Method::POST, &["savepoint-disposal"]);
+        let call = Call::new(Method::POST, &segs!["savepoint-disposal"]);
         let body = DisposalRequest {
             savepoint_path,
             trigger_id,

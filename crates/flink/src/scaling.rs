@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use crate::call::segs;
 use crate::client::{Call, FlinkClient};
 use crate::error::{Error, Result};
 use crate::ids::{JobId, VertexId};
@@ -60,7 +61,7 @@ pub struct RescaleCounts {
 impl FlinkClient {
     /// A job's current resource requirements (adaptive scheduler).
     pub async fn resource_requirements(&self, job: &JobId) -> Result<ResourceRequirements> {
-        self.get(Call::get(&["jobs", job.as_str(), "resource-requirements"]))
+        self.get(Call::get(&segs!["jobs", job, "resource-requirements"]))
             .await
     }
 
@@ -71,10 +72,7 @@ impl FlinkClient {
         job: &JobId,
         requirements: &ResourceRequirements,
     ) -> Result<()> {
-        let call = Call::new(
-            Method::PUT,
-            &["jobs", job.as_str(), "resource-requirements"],
-        );
+        let call = Call::new(Method::PUT, &segs!["jobs", job, "resource-requirements"]);
         self.send_ignore(call, Some(requirements)).await
     }
 
@@ -101,7 +99,7 @@ impl FlinkClient {
     /// Counts of the adaptive scheduler's rescales of a job. [`Error::Unsupported`] on
     /// versions without the endpoint (1.20 and earlier).
     pub async fn rescales_overview(&self, job: &JobId) -> Result<RescalesOverview> {
-        self.get(Call::get(&["jobs", job.as_str(), "rescales", "overview"]))
+        self.get(Call::get(&segs!["jobs", job, "rescales", "overview"]))
             .await
     }
 }

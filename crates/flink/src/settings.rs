@@ -2,11 +2,13 @@
 //! timeouts and the retry policy. Secrets (token, private key) never show in `Debug`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
 
 use crate::error::{Error, Result, error_chain};
+use crate::observe::{CallObserver, Observer};
 use crate::retry::RetryPolicy;
 
 /// A bearer token for the JobManager or the Kubernetes API-server proxy in front of it.
@@ -94,11 +96,13 @@ pub struct ClientConfig {
     pub upload_timeout: Duration,
     /// Retries of idempotent reads.
     pub retry: RetryPolicy,
+    /// Sees every HTTP call (endpoint template, method, outcome, duration).
+    pub observer: Option<Observer>,
 }
 
 impl ClientConfig {
     /// Defaults for `base_url`: 10 s per call, 120 s per jar upload, the default
-    /// [`RetryPolicy`], platform TLS roots, no token.
+    /// [`RetryPolicy`], platform TLS roots, no token, no observer.
     pub fn new(base_url: &str) -> Result<Self> {
         let base_url = Url::parse(base_url).map_err(|e| Error::Config {
             field: "base_url",
@@ -111,6 +115,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(10),
             upload_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            observer: None,
         })
     }
 
@@ -129,6 +134,12 @@ impl ClientConfig {
     /// Sets the retry policy for reads.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Reports every HTTP call to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(Observer(observer));
         self
     }
 

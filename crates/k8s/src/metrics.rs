@@ -1,20 +1,22 @@
 //! The operator's Prometheus metrics: resources per lifecycle state and JobManager deployment
 //! status, reconciles (count, duration, errors by category) and Flink REST call latency.
 //!
-//! Every label value comes from a closed set — an enum of this crate or `api`, or a
-//! `&'static str` error category — so the number of series is bounded whatever the cluster
-//! holds. Object names, namespaces and error messages are never labels.
+//! Every label value comes from a closed set — an enum of this crate or `api`, a
+//! `&'static str` error category, or a Flink client path template (ids replaced by
+//! placeholders, see `flink::observe`) — so the number of series is bounded whatever the
+//! cluster holds. Object names, namespaces and error messages are never labels.
 //!
 //! [`Metrics::new`] registers the families in a [`Registry`] that other parts of the operator
 //! may add their own metrics to before it is handed to the HTTP server
 //! ([`crate::http::HttpState`]), which serves it at `/metrics`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use api::{
     FlinkDeployment, FlinkSessionJob, FlinkStateSnapshot, FlinkStateSnapshotState,
     JobManagerDeploymentStatus, ResourceLifecycleState,
 };
+use flink::{CallObserver, ObservedCall};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -47,77 +49,6 @@ impl ResourceKind {
     }
 }
 
-/// The Flink REST endpoints a call can go to, grouped into a small fixed set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FlinkEndpoint {
-    /// Cluster-wide reads: overview, configuration, version, TaskManagers.
-    Cluster,
-    /// Job reads: list, details, state, exceptions, job configuration.
-    Jobs,
-    /// Uploading a jar.
-    JarUpload,
-    /// Running an uploaded jar (submitting a job).
-    JarRun,
-    /// Deleting an uploaded jar.
-    JarDelete,
-    /// Triggering a savepoint or stop-with-savepoint, and polling its status.
-    Savepoint,
-    /// Disposing a savepoint.
-    SavepointDisposal,
-    /// Checkpoint reads and triggers.
-    Checkpoint,
-    /// Cancelling a job.
-    Cancel,
-    /// Rescaling a job or changing its resource requirements.
-    Rescale,
-    /// Job, vertex and subtask metrics (autoscaling input).
-    Metrics,
-}
-
-impl FlinkEndpoint {
-    /// The label value, e.g. `savepoint`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cluster => "cluster",
-            Self::Jobs => "jobs",
-            Self::JarUpload => "jar_upload",
-            Self::JarRun => "jar_run",
-            Self::JarDelete => "jar_delete",
-            Self::Savepoint => "savepoint",
-            Self::SavepointDisposal => "savepoint_disposal",
-            Self::Checkpoint => "checkpoint",
-            Self::Cancel => "cancel",
-            Self::Rescale => "rescale",
-            Self::Metrics => "metrics",
-        }
-    }
-}
-
-/// How a Flink REST call ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CallOutcome {
-    /// Flink answered with success.
-    Success,
-    /// Flink answered with an error (or an answer that could not be read).
-    Error,
-    /// No answer within the timeout.
-    Timeout,
-    /// The JobManager could not be reached.
-    Unreachable,
-}
-
-impl CallOutcome {
-    /// The label value, e.g. `timeout`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Error => "error",
-            Self::Timeout => "timeout",
-            Self::Unreachable => "unreachable",
-        }
-    }
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
@@ -137,7 +68,10 @@ struct ErrorLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlinkCallLabels {
-    endpoint: &'static str,
+    /// A path template of the Flink client (`/jobs/:jobid/savepoints/:triggerid`): ids never
+    /// appear, so the set is the set of endpoints the client calls.
+    endpoint: String,
+    method: &'static str,
     outcome: &'static str,
 }
 
@@ -206,8 +140,9 @@ impl Metrics {
             metrics.reconcile_duration.clone(),
         );
         r.register_with_unit(
-            "flink_request_duration",
-            "Latency of Flink REST calls, per endpoint group and outcome",
+            "flink_rest_request_duration",
+            "Latency of Flink REST calls (each attempt), per endpoint path template, method and \
+             outcome (ok, http_4xx, http_5xx, http_other, timeout, unreachable, decode)",
             Unit::Seconds,
             metrics.flink_request_duration.clone(),
         );
@@ -274,17 +209,6 @@ impl Metrics {
         }
     }
 
-    /// Records one Flink REST call.
-    pub fn flink_call(&self, endpoint: FlinkEndpoint, outcome: CallOutcome, duration: Duration) {
-        let labels = FlinkCallLabels {
-            endpoint: endpoint.as_str(),
-            outcome: outcome.as_str(),
-        };
-        self.flink_request_duration
-            .get_or_create(&labels)
-            .observe(duration.as_secs_f64());
-    }
-
     fn set_resources(&self, kind: ResourceKind, state: &'static str, n: u64) {
         let labels = StateLabels {
             kind: kind.as_str(),
@@ -304,6 +228,21 @@ fn sum_for<T: PartialEq + Copy>(counts: &[(T, u64)], wanted: T) -> u64 {
 
 fn gauge_value(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Every Flink REST call of the clients the backend builds lands in
+/// `flinkpilot_flink_rest_request_duration_seconds`.
+impl CallObserver for Metrics {
+    fn observe(&self, call: &ObservedCall<'_>) {
+        let labels = FlinkCallLabels {
+            endpoint: call.endpoint.to_string(),
+            method: call.method,
+            outcome: call.outcome.as_str(),
+        };
+        self.flink_request_duration
+            .get_or_create(&labels)
+            .observe(call.duration.as_secs_f64());
+    }
 }
 
 /// Times one reconcile; records its duration when dropped (see [`Metrics::reconcile_started`]).
@@ -457,25 +396,37 @@ mod tests {
     }
 
     #[test]
-    fn flink_calls_land_in_their_latency_bucket() {
+    fn flink_calls_land_in_their_latency_bucket_per_template_method_and_outcome() {
         let (m, r) = setup();
-        m.flink_call(
-            FlinkEndpoint::Savepoint,
-            CallOutcome::Success,
-            Duration::from_millis(3),
-        );
-        m.flink_call(
-            FlinkEndpoint::Savepoint,
-            CallOutcome::Timeout,
-            Duration::from_secs(10),
-        );
+        let call = |outcome, ms| ObservedCall {
+            endpoint: "/jobs/:jobid/savepoints",
+            method: "POST",
+            outcome,
+            duration: std::time::Duration::from_millis(ms),
+        };
+        m.observe(&call(flink::CallOutcome::Ok, 3));
+        m.observe(&call(flink::CallOutcome::Timeout, 10_000));
         let t = text(&r);
-        let ok = "flinkpilot_flink_request_duration_seconds_bucket{le=\"0.004\",endpoint=\"savepoint\",outcome=\"success\"}";
-        assert_eq!(sample(&t, ok), Some(1.0), "{t}");
-        let below = "flinkpilot_flink_request_duration_seconds_bucket{le=\"0.002\",endpoint=\"savepoint\",outcome=\"success\"}";
-        assert_eq!(sample(&t, below), Some(0.0), "{t}");
-        let timeout_count = "flinkpilot_flink_request_duration_seconds_count{endpoint=\"savepoint\",outcome=\"timeout\"}";
-        assert_eq!(sample(&t, timeout_count), Some(1.0), "{t}");
+        let series = |suffix: &str, le: &str, outcome: &str| {
+            format!(
+                "flinkpilot_flink_rest_request_duration_seconds_{suffix}{{{le}endpoint=\"/jobs/:jobid/savepoints\",method=\"POST\",outcome=\"{outcome}\"}}"
+            )
+        };
+        assert_eq!(
+            sample(&t, &series("bucket", "le=\"0.004\",", "ok")),
+            Some(1.0),
+            "{t}"
+        );
+        assert_eq!(
+            sample(&t, &series("bucket", "le=\"0.002\",", "ok")),
+            Some(0.0),
+            "{t}"
+        );
+        assert_eq!(
+            sample(&t, &series("count", "", "timeout")),
+            Some(1.0),
+            "{t}"
+        );
     }
 
     #[test]

@@ -147,7 +147,13 @@ pub async fn run(
     } else {
         Fence::open()
     };
-    let backend = K8sBackend::new(client.clone(), config.backend, config.rest, fence.clone());
+    let backend = K8sBackend::new(
+        client.clone(),
+        config.backend,
+        config.rest,
+        Some(Arc::new(metrics.clone())),
+        fence.clone(),
+    );
     let parts = Parts {
         client: client.clone(),
         backend,

@@ -12,7 +12,8 @@
 //!   with the configured propagation, and waits (bounded) until the JobManager Deployment and
 //!   the cluster's pods are gone.
 //! - **scale** sets the standalone TaskManager Deployment's replicas.
-//! - **flink_client** reaches the JobManager as [`RestAccess`] says.
+//! - **flink_client** reaches the JobManager as [`RestAccess`] says; every call is reported to
+//!   the call observer (the operator's REST latency histogram).
 //! - **snapshot_exists** / **latest_checkpoint_on_storage**: `None` — the operator cannot see
 //!   the cluster's storage. The engine then trusts what the JobManager's REST API reports (a
 //!   checkpoint Flink calls completed is on storage), and a last-state stop whose JobManager
@@ -29,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::{BackendError, ClusterBackend, ClusterObservation, ClusterPlan, ResourceKey};
-use flink::FlinkClient;
+use flink::{CallObserver, FlinkClient};
 use kube::Client;
 
 use crate::leader::Fence;
@@ -94,6 +95,8 @@ struct Inner {
     client: Client,
     settings: BackendSettings,
     rest: RestAccess,
+    /// Sees every JobManager REST call (the operator's latency histogram).
+    observer: Option<Arc<dyn CallObserver>>,
     fence: Fence,
     /// REST port of each cluster, as its JobManager Deployment declares it.
     rest_ports: Mutex<HashMap<ResourceKey, u16>>,
@@ -123,13 +126,21 @@ impl std::fmt::Debug for K8sBackend {
 }
 
 impl K8sBackend {
-    /// A backend writing through `client` while `fence` is open.
-    pub fn new(client: Client, settings: BackendSettings, rest: RestAccess, fence: Fence) -> Self {
+    /// A backend writing through `client` while `fence` is open. Its JobManager clients report
+    /// every call to `observer`.
+    pub fn new(
+        client: Client,
+        settings: BackendSettings,
+        rest: RestAccess,
+        observer: Option<Arc<dyn CallObserver>>,
+        fence: Fence,
+    ) -> Self {
         K8sBackend {
             inner: Arc::new(Inner {
                 client,
                 settings,
                 rest,
+                observer,
                 fence,
                 rest_ports: Mutex::default(),
                 clients: Mutex::default(),
@@ -252,7 +263,10 @@ impl ClusterBackend for K8sBackend {
             .rest
             .client_config(key, port)
             .map_err(|e| transient(e.to_string()))?;
-        let config = config.with_timeout(self.inner.settings.rest_timeout);
+        let mut config = config.with_timeout(self.inner.settings.rest_timeout);
+        if let Some(observer) = &self.inner.observer {
+            config = config.with_observer(observer.clone());
+        }
         let client = FlinkClient::new(config).map_err(|e| transient(e.to_string()))?;
         clients.insert(
             key.clone(),

@@ -217,6 +217,12 @@ pub async fn run(
         deployments: PerObject::default(),
         snapshots: PerObject::default(),
     });
+    let gauges = metrics_task::run(
+        caches.clone(),
+        snapshot_caches.clone(),
+        parts.metrics.clone(),
+        shutdown.clone(),
+    );
     let ready = {
         let caches = caches.clone();
         async move {
@@ -230,7 +236,6 @@ pub async fn run(
             synced();
         }
     };
-    let gauges = metrics_task::run(caches, parts.metrics.clone(), shutdown.clone());
     let loops = futures::future::join_all(controllers.into_iter().map(|c| {
         c.run(reconcile, error_policy, term.clone())
             .for_each(|result| async move {

@@ -3,7 +3,8 @@
 //! `flink-config-<name>` ConfigMap's `config.yaml` (job id, jar, entry class, arguments,
 //! parallelism, restore path, state directories) — through the local backend, marks the
 //! Deployment ready once the cluster runs, and points the operator's REST client at it (what
-//! the `<name>-rest` Service does in a cluster). When the Deployment goes or is replaced by one
+//! the `<name>-rest` Service does in a cluster): directly ([`RestUrls`]) or as the endpoint of
+//! the fake API server's service proxy ([`ServiceProxy`]). When the Deployment goes or is replaced by one
 //! of another plan, the cluster is stopped first. Every pod gets its own network in a cluster,
 //! so the fixed ports of the rendered config are left to the local backend to choose.
 
@@ -26,6 +27,7 @@ use kube::{Api, Client};
 use local::{FlinkHomes, LocalBackend, StateDir};
 use serde_json::json;
 use testkit::FlinkDist;
+use testkit::kube_fake::ServiceProxy;
 use tokio::task::JoinHandle;
 
 /// Ports a pod has to itself; a local cluster gets free ones instead.
@@ -36,6 +38,45 @@ const POD_PORTS: &[&str] = &[
     "taskmanager.rpc.port",
     "taskmanager.data.port",
 ];
+
+/// Where the kubelet publishes a running JobManager's REST URL.
+#[derive(Clone)]
+pub enum RestTarget {
+    /// Straight to the operator's REST client (`RestAccess::Fixed`).
+    Urls(RestUrls),
+    /// As the endpoints of `<name>-rest` behind the fake API server's service proxy.
+    Proxy(ServiceProxy),
+}
+
+impl From<RestUrls> for RestTarget {
+    fn from(urls: RestUrls) -> Self {
+        RestTarget::Urls(urls)
+    }
+}
+
+impl From<ServiceProxy> for RestTarget {
+    fn from(proxy: ServiceProxy) -> Self {
+        RestTarget::Proxy(proxy)
+    }
+}
+
+impl RestTarget {
+    fn set(&self, key: &ResourceKey, url: &str) {
+        match self {
+            RestTarget::Urls(urls) => urls.set(key, &format!("{url}/")),
+            RestTarget::Proxy(proxy) => {
+                proxy.set(&key.namespace, &format!("{}-rest", key.name), url);
+            }
+        }
+    }
+
+    fn remove(&self, key: &ResourceKey) {
+        match self {
+            RestTarget::Urls(urls) => urls.remove(key),
+            RestTarget::Proxy(proxy) => proxy.remove(&key.namespace, &format!("{}-rest", key.name)),
+        }
+    }
+}
 
 /// Runs the clusters of one FlinkDeployment until dropped (which stops them).
 pub struct Kubelet {
@@ -54,7 +95,7 @@ impl Kubelet {
         key: ResourceKey,
         dist: &FlinkDist,
         dir: &Path,
-        rest: RestUrls,
+        rest: impl Into<RestTarget>,
     ) -> Kubelet {
         // <cache>/flink-<version>/pyflink
         let cache = dist.home.parent().and_then(Path::parent).unwrap();
@@ -73,7 +114,7 @@ impl Kubelet {
             client,
             key.clone(),
             backend.clone(),
-            rest,
+            rest.into(),
             version,
             std::sync::Arc::clone(&started),
         ));
@@ -108,7 +149,7 @@ async fn serve(
     client: Client,
     key: ResourceKey,
     backend: LocalBackend,
-    rest: RestUrls,
+    rest: RestTarget,
     version: FlinkVersion,
     started: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 ) {
@@ -152,7 +193,7 @@ async fn serve(
             )
         {
             let info = backend.cluster_info(&key).unwrap().unwrap();
-            rest.set(&key, &format!("{}/", info.rest_url));
+            rest.set(&key, info.rest_url.trim_end_matches('/'));
             deployments
                 .patch_status(
                     &key.name,

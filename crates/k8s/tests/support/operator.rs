@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::ResourceKey;
-use flinkpilot_k8s::backend::{BackendSettings, RestAccess, RestUrls};
+use flinkpilot_k8s::backend::{BackendSettings, ProxyAccess, RestAccess, RestUrls};
 use flinkpilot_k8s::controller::ControllerSettings;
 use flinkpilot_k8s::leader::LeaderSettings;
 use flinkpilot_k8s::operator::{self, OperatorConfig};
@@ -90,6 +90,11 @@ pub struct Options {
     pub leader: bool,
     pub namespaces: Vec<String>,
     pub engine: engine::Settings,
+    /// Reach JobManagers through the API server's service proxy (`--rest-via-apiserver`)
+    /// with the fake's credentials, instead of [`Replica::rest`].
+    pub rest_via_apiserver: bool,
+    /// Serve `/healthz`, `/readyz` and `/metrics` here.
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
 impl Options {
@@ -99,7 +104,19 @@ impl Options {
             leader: false,
             namespaces: Vec::new(),
             engine: engine_settings(),
+            rest_via_apiserver: false,
+            http_addr: None,
         }
+    }
+
+    pub fn with_rest_via_apiserver(mut self) -> Self {
+        self.rest_via_apiserver = true;
+        self
+    }
+
+    pub fn with_http(mut self, addr: std::net::SocketAddr) -> Self {
+        self.http_addr = Some(addr);
+        self
     }
 
     pub fn with_leader_election(mut self) -> Self {
@@ -136,8 +153,14 @@ pub fn start(server: &FakeApiServer, options: Options) -> Replica {
             rest_timeout: Duration::from_secs(5),
             ..BackendSettings::default()
         },
-        rest: RestAccess::Fixed(rest.clone()),
-        http_addr: None,
+        rest: if options.rest_via_apiserver {
+            RestAccess::ApiServerProxy(Box::new(
+                ProxyAccess::from_kube_config(&server.config()).unwrap(),
+            ))
+        } else {
+            RestAccess::Fixed(rest.clone())
+        },
+        http_addr: options.http_addr,
         webhook: None,
         leader,
         identity: options.identity,

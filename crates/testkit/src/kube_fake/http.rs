@@ -73,6 +73,27 @@ async fn handle(
         status: 0,
         injected: false,
     };
+    if let Some(err) = super::proxy::unauthorized(&shared, &headers) {
+        let response = err.into_response();
+        rec.status = response.status().as_u16();
+        shared.record(rec);
+        return response;
+    }
+    if let Some(path) = super::proxy::parse(uri.path()) {
+        let forward = super::proxy::Forward {
+            method: &method,
+            query: uri.query(),
+            headers: &headers,
+            body,
+        };
+        let response = match super::proxy::forward(&shared, &path, forward, &mut rec).await {
+            Ok(resp) => resp,
+            Err(err) => err.into_response(),
+        };
+        rec.status = response.status().as_u16();
+        shared.record(rec);
+        return response;
+    }
     let req = Req {
         method: &method,
         query: &query,

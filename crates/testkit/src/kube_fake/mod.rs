@@ -32,6 +32,12 @@
 //! - `managedFields` on every write, server-side apply with conflicts and `force`: see
 //!   the `managed` module.
 //! - Errors are `kind: Status` objects with the real reasons and codes.
+//! - Optional bearer-token authentication ([`FakeApiServerBuilder::bearer_token`]): 401
+//!   without the token.
+//! - The service proxy (`services/<[scheme:]name[:port]>/proxy/…`) forwarding to a target the
+//!   test registers per Service ([`FakeApiServer::service_proxy`]): 404 for an unknown Service,
+//!   503 for an undeclared port, no registered endpoints or an unreachable backend; the
+//!   caller's `Authorization` header is not forwarded.
 //!
 //! # Simplifications (deliberate)
 //! - Lists are atomic for field ownership (except `metadata.finalizers`, a set): two managers
@@ -67,6 +73,7 @@ mod managed;
 mod meta;
 mod observe;
 mod patch;
+mod proxy;
 pub mod registry;
 mod route;
 mod scale;
@@ -78,5 +85,6 @@ mod write;
 
 pub use error::ApiError;
 pub use observe::{Fault, RequestRecord, Verb};
+pub use proxy::ServiceProxy;
 pub use registry::{ResourceType, ScaleSpec};
 pub use server::{FakeApiError, FakeApiServer, FakeApiServerBuilder};

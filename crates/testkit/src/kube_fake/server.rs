@@ -12,6 +12,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::error::ApiError;
 use super::observe::{Fault, RequestRecord};
+use super::proxy::ServiceProxy;
 use super::registry::{Registry, ResourceType, split_api_version};
 use super::store::{Filter, ObjKey, State};
 use super::write::WriteCtx;
@@ -56,6 +57,12 @@ pub struct Shared {
     pub disconnect: watch::Sender<u64>,
     pub bookmark_interval: Duration,
     pub server_address: String,
+    /// The bearer token every request must carry; `None`: no authentication.
+    pub token: Option<String>,
+    /// Endpoints of Services, for the service proxy.
+    pub proxy: ServiceProxy,
+    /// The service proxy's client.
+    pub http: reqwest::Client,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -90,6 +97,7 @@ pub struct FakeApiServerBuilder {
     request_log: bool,
     default_namespace: String,
     extra_types: Vec<ResourceType>,
+    token: Option<String>,
 }
 
 impl Default for FakeApiServerBuilder {
@@ -100,6 +108,7 @@ impl Default for FakeApiServerBuilder {
             request_log: true,
             default_namespace: "default".to_string(),
             extra_types: Vec::new(),
+            token: None,
         }
     }
 }
@@ -137,6 +146,14 @@ impl FakeApiServerBuilder {
         self
     }
 
+    /// Requires `Authorization: Bearer <token>` on every request (401 `Unauthorized` without
+    /// it or with another token), as a real API server does with token authentication.
+    /// [`FakeApiServer::client`] and [`FakeApiServer::config`] carry the token.
+    pub fn bearer_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
+    }
+
     /// Binds 127.0.0.1 on a free port and starts serving. Must run inside a Tokio runtime.
     pub async fn start(self) -> Result<FakeApiServer, FakeApiError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -155,6 +172,14 @@ impl FakeApiServerBuilder {
             disconnect: watch::channel(0).0,
             bookmark_interval: self.bookmark_interval,
             server_address: addr.to_string(),
+            token: self.token.clone(),
+            proxy: ServiceProxy::default(),
+            http: reqwest::Client::builder().no_proxy().build().map_err(|e| {
+                FakeApiError::Client {
+                    url: "service proxy".into(),
+                    source: kube::Error::Service(Box::new(e)),
+                }
+            })?,
         });
         let url = format!("http://{addr}");
         let uri = url
@@ -165,6 +190,14 @@ impl FakeApiServerBuilder {
             })?;
         let mut config = kube::Config::new(uri);
         config.default_namespace = self.default_namespace;
+        if let Some(token) = &self.token {
+            // `AuthInfo` holds the token as a secret; it reads from a kubeconfig's fields
+            config.auth_info = serde_json::from_value(serde_json::json!({ "token": token }))
+                .map_err(|e| FakeApiError::Client {
+                    url: url.clone(),
+                    source: kube::Error::Service(Box::new(e)),
+                })?;
+        }
         let client =
             kube::Client::try_from(config.clone()).map_err(|source| FakeApiError::Client {
                 url: url.clone(),
@@ -260,6 +293,11 @@ impl FakeApiServer {
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the service proxy sends requests for each Service (see the `proxy` module).
+    pub fn service_proxy(&self) -> ServiceProxy {
+        self.shared.proxy.clone()
     }
 
     /// The stored object, read directly (`ns` is `""` for cluster-scoped types).
