@@ -110,6 +110,14 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
             ControllerOptions::default(),
             wait_stop(stop_rx.clone()),
         ));
+        // FlinkSessionJobs, on the session clusters the deployments' controller runs.
+        let session_jobs = tokio::spawn(engine::session_job::controller::run(
+            shared_backend.clone(),
+            store.clone(),
+            settings.clone(),
+            ControllerOptions::default(),
+            wait_stop(stop_rx.clone()),
+        ));
         // FlinkStateSnapshots: the user's and those the deployments' controller creates.
         let snapshots = tokio::spawn(engine::snapshot::controller::run(
             shared_backend,
@@ -136,7 +144,7 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(controller, snapshots);
+        let _ = tokio::join!(controller, session_jobs, snapshots);
         view.finish();
     });
     print_goodbye(local);
