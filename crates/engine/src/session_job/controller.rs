@@ -16,7 +16,7 @@ use crate::act::StoreError;
 use crate::backend::{ClusterBackend, ResourceKey};
 use crate::controller::{ControllerOptions, PassResult, backoff, now_ms};
 use crate::decide::ObserveNeeds;
-use crate::observation::{ClusterObservation, JobObservation, Observation};
+use crate::observation::{CheckpointRef, ClusterObservation, JobObservation, Observation};
 use crate::settings::Settings;
 
 /// A failed pass: the store or the backend could not be read.
@@ -62,7 +62,14 @@ pub async fn reconcile_session_job<B: ClusterBackend, S: SessionJobStore>(
                         || target_spec(&status).is_some_and(|t| last_state(&t))),
                 ..ObserveNeeds::default()
             };
-            crate::observe::observe(backend, c, &needs).await?
+            let mut observation = crate::observe::observe(backend, c, &needs).await?;
+            if needs.latest_checkpoint
+                && let (Some(d), Some(job_id)) = (&deployment, &needs.job_id)
+                && let Some(dir) = checkpoint_dir(&job, c, d, settings)
+            {
+                newest_on_storage(backend, &dir, job_id, &mut observation).await;
+            }
+            observation
         }
         _ => absent(),
     };
@@ -83,6 +90,55 @@ pub async fn reconcile_session_job<B: ClusterBackend, S: SessionJobStore>(
         return Ok(PassResult::Gone);
     }
     Ok(PassResult::Requeue(report.requeue_after))
+}
+
+/// The checkpoint directory of the job: its own configuration's, else its session cluster's.
+fn checkpoint_dir(
+    job: &api::FlinkSessionJob,
+    cluster: &ResourceKey,
+    deployment: &api::FlinkDeployment,
+    settings: &Settings,
+) -> Option<String> {
+    let config = job.spec.flink_config();
+    config
+        .get("execution.checkpointing.dir")
+        .or_else(|| config.get("state.checkpoints.dir"))
+        .map(|d| settings.paths.apply(&d))
+        .or_else(|| crate::plan_builder::checkpoint_dir(cluster, &deployment.spec, settings))
+}
+
+/// Replaces the REST API's newest checkpoint by a newer one on storage: the statistics lag,
+/// and a checkpoint completing while the job is cancelled subsumes (deletes) the one before.
+async fn newest_on_storage<B: ClusterBackend>(
+    backend: &B,
+    dir: &str,
+    job_id: &str,
+    observation: &mut Observation,
+) {
+    let Some(path) = backend.latest_checkpoint_on_storage(dir, job_id).await else {
+        return;
+    };
+    let id = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.strip_prefix("chk-"))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    if observation
+        .latest_checkpoint
+        .as_ref()
+        .is_some_and(|c| c.id >= id)
+    {
+        return;
+    }
+    let timestamp_ms = backend.snapshot_time(&path).await.unwrap_or(0);
+    observation.latest_checkpoint = Some(CheckpointRef {
+        id,
+        path,
+        timestamp_ms,
+        on_storage: Some(true),
+    });
 }
 
 /// What is observed when the session cluster's `FlinkDeployment` does not exist.
