@@ -18,6 +18,7 @@ use super::{SessionJobAction, SubmitPlan, job_id_for, session_job_key};
 use crate::action::{Event, EventReason, SavepointCall, SavepointFormat};
 use crate::lifecycle::session_job_lifecycle_state;
 use crate::observation::{ClusterObservation, JobInfo, JobObservation, Observation, TriggerState};
+use crate::plan_builder;
 use crate::settings::Settings;
 
 /// Everything `decide_session_job` reads.
@@ -540,13 +541,20 @@ fn plan(
 ) -> Result<SubmitPlan, String> {
     let job = spec.job.clone().unwrap_or_default();
     let uri = job.jar_uri.clone().unwrap_or_default();
-    let config = spec
+    let mut config: std::collections::BTreeMap<String, String> = spec
         .flink_config()
         .flatten()
         .into_iter()
         .filter(|(k, _)| !k.starts_with("kubernetes.operator."))
         .map(|(k, v)| (k, settings.paths.apply(&v)))
         .collect();
+    // A last-state upgrade restores from the checkpoint the cancel leaves behind.
+    if job.upgrade_mode() == UpgradeMode::LastState {
+        config.insert(
+            plan_builder::RETENTION_KEY.into(),
+            plan_builder::RETAIN_ON_CANCELLATION.into(),
+        );
+    }
     Ok(SubmitPlan {
         job_id: job_id.to_string(),
         jar_path: jar_path(&uri, settings)?,
