@@ -222,11 +222,9 @@ fn an_application_deployment_or_a_remote_jar_is_an_invalid_spec() {
     );
 
     let mut remote = job(UpgradeMode::Stateless);
-    remote
-        .spec
-        .job
-        .as_mut()
-        .map(|j| j.jar_uri = Some("https://example.com/a.jar".into()));
+    if let Some(j) = remote.spec.job.as_mut() {
+        j.jar_uri = Some("https://example.com/a.jar".into());
+    }
     let d = decide(
         &remote,
         Some(&session(true)),
@@ -244,10 +242,9 @@ fn an_application_deployment_or_a_remote_jar_is_an_invalid_spec() {
 #[test]
 fn the_job_id_and_target_are_recorded_before_the_jar_is_submitted() {
     let mut j = job(UpgradeMode::Savepoint);
-    j.spec
-        .job
-        .as_mut()
-        .map(|s| s.initial_savepoint_path = Some(SAVEPOINT.into()));
+    if let Some(s) = j.spec.job.as_mut() {
+        s.initial_savepoint_path = Some(SAVEPOINT.into());
+    }
     let d = decide(&j, Some(&session(true)), &obs(JobObservation::NotFound));
     let plan = submit_plan(&d);
     assert_eq!(plan.job_id, job_id_for("uid-1", 1));
