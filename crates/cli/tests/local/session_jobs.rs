@@ -209,6 +209,12 @@ fn a_session_job_is_upgraded_with_a_savepoint_suspended_resumed_and_deleted_leav
     let j = wait_running(&env, "counter", Some(&second));
     assert_counts_continue(&env, "counter", start_of(&j), "resume");
     let third = job_status(&j).0.expect("a job id");
+    assert!(
+        env.controller_output()
+            .contains("sessionjob/counter: job=RUNNING lifecycle=STABLE"),
+        "up shows session jobs:\n{}",
+        env.controller_output()
+    );
     let table = env.cli(&["get", "sessionjobs"]);
     assert!(
         table.starts_with("NAME") && table.contains("counter") && table.contains("RUNNING"),

@@ -307,7 +307,8 @@ fn steady(cx: &mut Cx<'_>) {
             EventReason::Missing,
             format!(
                 "{JOB_MISSING}job {id} is not in session cluster {cluster} any more (was the \
-                 cluster redeployed?); change spec.restartNonce to submit it again"
+                 cluster redeployed?); change spec.restartNonce to submit it again (from its newest \
+                 checkpoint in last-state mode, empty in stateless mode)"
             ),
         );
     }
