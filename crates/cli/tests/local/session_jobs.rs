@@ -145,8 +145,8 @@ fn assert_counts_continue(env: &Env, name: &str, start: u64, what: &str) {
     }
 }
 
-/// The state of job `id` as the session cluster's JobManager reports it.
-fn flink_job_state(env: &Env, id: &str) -> String {
+/// Runs `call` with a REST client of the session cluster's JobManager.
+fn with_flink<T>(env: &Env, call: impl AsyncFnOnce(flink::FlinkClient) -> T) -> T {
     let described = env.cli(&["describe", SESSION]);
     let url = described
         .lines()
@@ -158,14 +158,24 @@ fn flink_job_state(env: &Env, id: &str) -> String {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        let client = flink::FlinkClient::from_url(&url).expect("client");
-        let job: flink::JobId = id.parse().expect("job id");
-        match client.job_state(&job).await {
-            Ok(state) => state.as_str().to_string(),
-            Err(e) if e.is_not_found() => "NOT FOUND".to_string(),
-            Err(e) => panic!("cannot ask {url} about job {id}: {e}"),
-        }
+    let client = flink::FlinkClient::from_url(&url).expect("client");
+    runtime.block_on(call(client))
+}
+
+/// The state of job `id` as the session cluster's JobManager reports it.
+fn flink_job_state(env: &Env, id: &str) -> String {
+    let job: flink::JobId = id.parse().expect("job id");
+    with_flink(env, async |client| match client.job_state(&job).await {
+        Ok(state) => state.as_str().to_string(),
+        Err(e) if e.is_not_found() => "NOT FOUND".to_string(),
+        Err(e) => panic!("cannot ask about job {id}: {e}"),
+    })
+}
+
+/// How many jobs the session cluster has (in any state).
+fn flink_job_count(env: &Env) -> usize {
+    with_flink(env, async |client| {
+        client.jobs().await.expect("list jobs").len()
     })
 }
 
@@ -329,6 +339,51 @@ fn session_job_errors_name_the_field_and_a_last_state_upgrade_keeps_counting() {
     for name in ["late", "missing"] {
         env.cli(&["delete", "sessionjob", name, "--wait", "--timeout", "60"]);
     }
+    env.cli(&["delete", SESSION, "--wait", "--timeout", "60"]);
+    assert!(env.flink_processes().is_empty());
+}
+
+#[test]
+fn a_controller_killed_right_after_submitting_finds_the_job_by_its_recorded_id() {
+    let mut env = Env::new();
+    env.start_controller(&[("FLINKPILOT_FAILPOINT", "after-action:submit")]);
+    env.apply(SESSION, &session_manifest());
+    env.apply(
+        "crash",
+        &job_manifest(&env, "crash", "savepoint", 20, "counter.jar"),
+    );
+    assert!(
+        env.wait_controller_crash(START),
+        "the controller aborts at the failpoint:\n{}",
+        env.controller_output()
+    );
+    let j = session_job(&env, "crash").expect("crash");
+    let id = job_status(&j)
+        .0
+        .expect("the job id was recorded before the submission");
+    let recon = j
+        .status
+        .as_ref()
+        .and_then(|s| s.reconciliation_status.clone());
+    assert_eq!(
+        recon.and_then(|r| r.state),
+        Some(api::ReconciliationState::Upgrading),
+        "the submission's outcome was not recorded"
+    );
+    wait_until(START, "the submitted job to run", || {
+        flink_job_state(&env, &id) == "RUNNING"
+    });
+
+    env.start_controller(&[]);
+    let j = wait_running(&env, "crash", None);
+    assert_eq!(
+        job_status(&j).0.as_deref(),
+        Some(id.as_str()),
+        "the same job"
+    );
+    assert_eq!(flink_job_count(&env), 1, "submitted once");
+
+    env.cli(&["delete", "sessionjob", "crash", "--wait", "--timeout", "60"]);
     env.cli(&["delete", SESSION, "--wait", "--timeout", "60"]);
     assert!(env.flink_processes().is_empty());
 }

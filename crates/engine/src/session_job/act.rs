@@ -14,6 +14,7 @@ use super::{SESSION_JOB_FINALIZER, SessionJobAction, SubmitPlan, deployment_key,
 use crate::act::{StoreError, flink_result, savepoint};
 use crate::action::{Event, EventReason, Outcome};
 use crate::backend::{ClusterBackend, ResourceKey};
+use crate::failpoint::{self, Point};
 use crate::settings::Settings;
 
 /// Where session jobs live: the local file store (the Kubernetes API later).
@@ -94,6 +95,12 @@ pub async fn act_session_job<B: ClusterBackend, S: SessionJobStore>(
             .await?;
     }
     record(store, &key, &decision.events).await;
+    let phase = decision
+        .actions
+        .iter()
+        .any(|a| matches!(a, SessionJobAction::Submit(_)))
+        .then_some("submit");
+    failpoint::check_phase(Point::AfterStatusWrite, phase);
 
     let cluster = deployment_key(job);
     let mut status = decision.status.clone();
@@ -121,6 +128,7 @@ pub async fn act_session_job<B: ClusterBackend, S: SessionJobStore>(
             break;
         }
     }
+    failpoint::check_phase(Point::AfterAction, phase);
     if status != decision.status {
         store.write_session_job_status(&key, &status).await?;
     }
