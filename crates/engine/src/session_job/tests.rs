@@ -195,10 +195,15 @@ fn a_session_cluster_that_is_not_ready_is_waited_for() {
         &obs(JobObservation::NotFound),
     );
     assert!(d.actions.is_empty());
-    let error = d.status.error.unwrap_or_default();
+    let error = d.status.error.clone().unwrap_or_default();
     assert!(
         error.contains("not ready") && error.contains("DEPLOYING"),
         "{error}"
+    );
+    assert_eq!(
+        d.status.lifecycle_state,
+        Some(ResourceLifecycleState::Created),
+        "waiting is not a failure"
     );
 }
 

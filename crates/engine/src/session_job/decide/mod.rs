@@ -116,7 +116,16 @@ pub fn decide_session_job(input: SessionJobInput<'_>) -> SessionJobDecision {
             },
         }
     }
-    cx.status.lifecycle_state = Some(session_job_lifecycle_state(&cx.status, deleting));
+    // Waiting for the session cluster is not a failure: the lifecycle reads it as no error.
+    let mut view = cx.status.clone();
+    if view
+        .error
+        .as_deref()
+        .is_some_and(|e| e.starts_with(WAITING))
+    {
+        view.error = None;
+    }
+    cx.status.lifecycle_state = Some(session_job_lifecycle_state(&view, deleting));
     SessionJobDecision {
         status: cx.status,
         actions: cx.actions,
