@@ -145,6 +145,27 @@ fn assert_counts_continue(env: &Env, name: &str, start: u64, what: &str) {
     }
 }
 
+/// Waits until the FlinkStateSnapshot `name` is COMPLETED.
+fn wait_snapshot_completed(env: &Env, name: &str) -> api::FlinkStateSnapshot {
+    let key = ResourceKey::new("default", name);
+    let mut last = None;
+    let deadline = std::time::Instant::now() + START;
+    while std::time::Instant::now() < deadline {
+        let s = env
+            .store
+            .get::<api::FlinkStateSnapshot>(&key)
+            .expect("read the store");
+        if let Some(s) = s {
+            if engine::snapshot::state(&s) == api::FlinkStateSnapshotState::Completed {
+                return s;
+            }
+            last = s.status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("snapshot {name} did not complete: {last:#?}");
+}
+
 /// Runs `call` with a REST client of the session cluster's JobManager.
 fn with_flink<T>(env: &Env, call: impl AsyncFnOnce(flink::FlinkClient) -> T) -> T {
     let described = env.cli(&["describe", SESSION]);
@@ -208,6 +229,32 @@ fn a_session_job_is_upgraded_with_a_savepoint_suspended_resumed_and_deleted_leav
     assert!(restored.contains("savepoint-"), "{restored}");
     assert_counts_continue(&env, "counter", start_of(&j), "savepoint upgrade");
     assert_eq!(flink_job_state(&env, &first), "FINISHED");
+
+    // a FlinkStateSnapshot of the session job: a savepoint of its job, through its cluster
+    env.apply(
+        "snap",
+        "apiVersion: flink.apache.org/v1beta1\nkind: FlinkStateSnapshot\nmetadata:\n  name: \
+         snap\nspec:\n  jobReference:\n    kind: FlinkSessionJob\n    name: counter\n  \
+         savepoint: {}\n",
+    );
+    let snapshot = wait_snapshot_completed(&env, "snap");
+    let path = snapshot
+        .status
+        .as_ref()
+        .and_then(|s| s.path.clone())
+        .expect("a completed savepoint has a path");
+    let dir = path
+        .trim_start_matches("file://")
+        .trim_start_matches("file:");
+    assert!(
+        std::path::Path::new(dir).join("_metadata").is_file(),
+        "{path} exists"
+    );
+    assert_eq!(
+        flink_job_state(&env, &second),
+        "RUNNING",
+        "a savepoint, not a stop"
+    );
 
     // suspend: the job stops with a savepoint; resume: it continues from it
     env.cli(&["suspend", "sessionjob", "counter"]);

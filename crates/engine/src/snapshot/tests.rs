@@ -57,6 +57,7 @@ fn decide_at(
         settings: &settings(),
         now_ms,
         fresh_trigger_id: TRIGGER,
+        session_jobs: false,
     })
 }
 
@@ -327,6 +328,7 @@ fn a_trigger_the_jobmanager_does_not_know_is_sent_again_under_the_same_id() {
         settings: &other_fresh,
         now_ms: NOW + 1000,
         fresh_trigger_id: "000000000000000000000000000000bb",
+        session_jobs: false,
     });
     match again.actions.as_slice() {
         [SnapshotAction::TriggerSavepoint(call)] => assert_eq!(call.trigger_id, TRIGGER),

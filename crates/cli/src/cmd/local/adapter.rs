@@ -165,6 +165,17 @@ impl SnapshotStore for StoreAdapter {
         ResourceStore::get(self, key).await
     }
 
+    fn has_session_jobs(&self) -> bool {
+        true
+    }
+
+    async fn get_session_job(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Option<FlinkSessionJob>, StoreError> {
+        SessionJobStore::get_session_job(self, key).await
+    }
+
     async fn write_snapshot_status(
         &self,
         key: &ResourceKey,
