@@ -10,6 +10,7 @@
 //! | `after-status-write` | `upgrade`  | the write-ahead status of a stop (`UPGRADING`, target suspended) is persisted; the job is not stopped yet |
 //! | `after-status-write` | `deploy`   | the write-ahead status of a deploy is persisted; nothing is deployed yet |
 //! | `after-status-write` | `delete`   | the status before deleting a cluster is persisted; the cluster still runs |
+//! | `after-status-write` | `submit`   | a session job's job id and target are persisted; the jar is not run yet |
 //! | `after-action`       | any above  | the action ran; its outcome is not persisted              |
 //!
 //! Several failpoints may be given, separated by commas.
@@ -49,7 +50,12 @@ pub fn phase(actions: &[Action]) -> Option<&'static str> {
 
 /// Aborts the process when `FLINKPILOT_FAILPOINT` names this point and phase.
 pub fn check(point: Point, actions: &[Action]) {
-    let Some(phase) = phase(actions) else {
+    check_phase(point, phase(actions));
+}
+
+/// Like [`check`], for a phase named by the caller (the session job reconciler's `submit`).
+pub fn check_phase(point: Point, phase: Option<&'static str>) {
+    let Some(phase) = phase else {
         return;
     };
     let Ok(spec) = std::env::var(FAILPOINT_ENV) else {

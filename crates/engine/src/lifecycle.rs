@@ -2,7 +2,8 @@
 //! `CommonStatus.getLifecycleState()` derives it, so dashboards that read it keep working.
 
 use api::{
-    FlinkDeploymentSpec, FlinkDeploymentStatus, FlinkJobState, JobState, ReconciliationState,
+    FlinkDeploymentSpec, FlinkDeploymentStatus, FlinkJobState, FlinkSessionJobSpec,
+    FlinkSessionJobStatus, JobState, ReconciliationState, ReconciliationStatus,
     ResourceLifecycleState,
 };
 
@@ -10,13 +11,59 @@ use api::{
 /// resource is being deleted: the Apache operator then reports `DELETING` (its controller sets
 /// it during cleanup, and the getter returns it before anything else).
 pub fn lifecycle_state(status: &FlinkDeploymentStatus, deleting: bool) -> ResourceLifecycleState {
+    let recon = status.reconciliation_status.clone().unwrap_or_default();
+    // An unreadable stored spec reads as "not suspended", like a spec without a job.
+    let suspended = recon
+        .last_reconciled::<FlinkDeploymentSpec>()
+        .ok()
+        .flatten()
+        .and_then(|r| r.spec.job)
+        .is_some_and(|job| job.state() == JobState::Suspended);
+    let job_state = status.job_status.as_ref().and_then(|j| j.state);
+    derive(
+        &recon,
+        status.error.as_deref(),
+        job_state,
+        suspended,
+        deleting,
+    )
+}
+
+/// The lifecycle state of a `FlinkSessionJob` with this status, derived the same way.
+pub fn session_job_lifecycle_state(
+    status: &FlinkSessionJobStatus,
+    deleting: bool,
+) -> ResourceLifecycleState {
+    let recon = status.reconciliation_status.clone().unwrap_or_default();
+    let suspended = recon
+        .last_reconciled::<FlinkSessionJobSpec>()
+        .ok()
+        .flatten()
+        .and_then(|r| r.spec.job)
+        .is_some_and(|job| job.state() == JobState::Suspended);
+    let job_state = status.job_status.as_ref().and_then(|j| j.state);
+    derive(
+        &recon,
+        status.error.as_deref(),
+        job_state,
+        suspended,
+        deleting,
+    )
+}
+
+fn derive(
+    recon: &ReconciliationStatus,
+    error: Option<&str>,
+    job_state: Option<FlinkJobState>,
+    suspended: bool,
+    deleting: bool,
+) -> ResourceLifecycleState {
     use ResourceLifecycleState as L;
     if deleting {
         return L::Deleting;
     }
-    let recon = status.reconciliation_status.clone().unwrap_or_default();
     if recon.is_before_first_deployment() {
-        return if status.error.as_deref().is_none_or(str::is_empty) {
+        return if error.is_none_or(str::is_empty) {
             L::Created
         } else {
             L::Failed
@@ -27,17 +74,9 @@ pub fn lifecycle_state(status: &FlinkDeploymentStatus, deleting: bool) -> Resour
         ReconciliationState::RollingBack => return L::RollingBack,
         ReconciliationState::Deployed | ReconciliationState::RolledBack => {}
     }
-    // An unreadable stored spec reads as "not suspended", like a spec without a job.
-    let suspended = recon
-        .last_reconciled::<FlinkDeploymentSpec>()
-        .ok()
-        .flatten()
-        .and_then(|r| r.spec.job)
-        .is_some_and(|job| job.state() == JobState::Suspended);
     if suspended {
         return L::Suspended;
     }
-    let job_state = status.job_status.as_ref().and_then(|j| j.state);
     if job_state == Some(FlinkJobState::Failed) {
         return L::Failed;
     }

@@ -9,6 +9,7 @@
 
 mod errors;
 mod recovery;
+mod session_jobs;
 mod snapshots;
 mod support;
 

@@ -37,6 +37,18 @@ pub trait SnapshotStore: Send + Sync + 'static {
         &self,
         key: &ResourceKey,
     ) -> impl Future<Output = Result<Option<FlinkDeployment>, StoreError>> + Send;
+    /// Whether this store keeps `FlinkSessionJob`s (then [`Self::get_session_job`] finds them).
+    fn has_session_jobs(&self) -> bool {
+        false
+    }
+    /// The `FlinkSessionJob` a snapshot refers to; stores without session jobs have none.
+    fn get_session_job(
+        &self,
+        key: &ResourceKey,
+    ) -> impl Future<Output = Result<Option<api::FlinkSessionJob>, StoreError>> + Send {
+        let _ = key;
+        async { Ok(None) }
+    }
     /// Persists the snapshot's status; durable when it returns.
     fn write_snapshot_status(
         &self,
@@ -80,12 +92,13 @@ pub struct SnapshotReport {
     pub failure: Option<(String, String)>,
 }
 
-/// Carries out `decision` for `snapshot`; `target` is the deployment whose cluster the actions
-/// talk to.
+/// Carries out `decision` for `snapshot`; `cluster` is the deployment whose cluster the actions
+/// talk to (a session job's: its session cluster).
 pub async fn act_snapshot<B: ClusterBackend, S: SnapshotStore>(
     backend: &B,
     store: &S,
     snapshot: &FlinkStateSnapshot,
+    cluster: Option<&ResourceKey>,
     decision: &SnapshotDecision,
     settings: &Settings,
     now_ms: i64,
@@ -109,7 +122,7 @@ pub async fn act_snapshot<B: ClusterBackend, S: SnapshotStore>(
     }
     record(store, &key, &decision.events).await;
 
-    let target = super::target_key(snapshot);
+    let target = cluster.cloned();
     let mut status = decision.status.clone();
     let mut events = Vec::new();
     let mut requeue = decision.requeue_after;

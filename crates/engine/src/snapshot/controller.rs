@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::act::{SnapshotStore, act_snapshot};
 use super::decide::{SnapshotInput, decide_snapshot};
 use super::observe::{observe_snapshot, snapshot_needs};
-use super::{snapshot_key, target_key};
+use super::{session_job_key, snapshot_key, target_key};
 use crate::act::StoreError;
 use crate::backend::{ClusterBackend, ResourceKey};
 use crate::controller::{ControllerOptions, PassResult, backoff, now_ms};
@@ -33,10 +33,7 @@ pub async fn reconcile_snapshot<B: ClusterBackend, S: SnapshotStore>(
     let Some(snapshot) = store.get_snapshot(key).await? else {
         return Ok(PassResult::Gone);
     };
-    let target = match target_key(&snapshot) {
-        Some(t) => store.get_deployment(&t).await?,
-        None => None,
-    };
+    let target = target(store, &snapshot).await?;
     let needs = snapshot_needs(&snapshot, target.as_ref());
     let observed = observe_snapshot(backend, &needs).await;
     let now = now_ms();
@@ -48,15 +45,53 @@ pub async fn reconcile_snapshot<B: ClusterBackend, S: SnapshotStore>(
         settings,
         now_ms: now,
         fresh_trigger_id: trigger_id.as_str(),
+        session_jobs: store.has_session_jobs(),
     });
     for action in &decision.actions {
         tracing::info!(snapshot = %key, action = action.name(), "acting");
     }
-    let report = act_snapshot(backend, store, &snapshot, &decision, settings, now).await?;
+    let cluster = target.as_ref().map(crate::decide::resource_key);
+    let report = act_snapshot(
+        backend,
+        store,
+        &snapshot,
+        cluster.as_ref(),
+        &decision,
+        settings,
+        now,
+    )
+    .await?;
     if report.removed {
         return Ok(PassResult::Gone);
     }
     Ok(PassResult::Requeue(report.requeue_after.unwrap_or(SETTLED)))
+}
+
+/// The deployment whose job a snapshot is of. For a `FlinkSessionJob`: its session cluster's
+/// `FlinkDeployment` with the session job's `jobStatus` (the job to snapshot, the paths it
+/// restores from), so the rest of the reconciler is the same for both kinds.
+async fn target<S: SnapshotStore>(
+    store: &S,
+    snapshot: &api::FlinkStateSnapshot,
+) -> Result<Option<api::FlinkDeployment>, StoreError> {
+    if let Some(t) = target_key(snapshot) {
+        return store.get_deployment(&t).await;
+    }
+    let Some(job) = session_job_key(snapshot) else {
+        return Ok(None);
+    };
+    let Some(job) = store.get_session_job(&job).await? else {
+        return Ok(None);
+    };
+    let Some(cluster) = crate::session_job::deployment_key(&job) else {
+        return Ok(None);
+    };
+    let Some(mut deployment) = store.get_deployment(&cluster).await? else {
+        return Ok(None);
+    };
+    let status = deployment.status.get_or_insert_with(Default::default);
+    status.job_status = job.status.and_then(|s| s.job_status);
+    Ok(Some(deployment))
 }
 
 /// What wakes a snapshot's task when it changes: its `generation` and whether it is being

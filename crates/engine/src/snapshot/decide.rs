@@ -39,6 +39,8 @@ pub struct SnapshotInput<'a> {
     pub now_ms: i64,
     /// A fresh trigger id (32 hex digits), used when this pass triggers.
     pub fresh_trigger_id: &'a str,
+    /// Whether the store keeps `FlinkSessionJob`s, so snapshots of them can be taken.
+    pub session_jobs: bool,
 }
 
 /// One step `act_snapshot` carries out.
@@ -370,7 +372,7 @@ fn pending(cx: &mut Cx<'_>) {
         }
     }
     let reference = snapshot.spec.job_reference.clone().unwrap_or_default();
-    if reference.kind == Some(JobKind::FlinkSessionJob) {
+    if reference.kind == Some(JobKind::FlinkSessionJob) && !cx.input.session_jobs {
         let message = format!(
             "{INVALID}snapshots of FlinkSessionJobs are not supported by this version of \
              flinkpilot (spec.jobReference.kind)"

@@ -103,6 +103,16 @@ pub fn target_key(snapshot: &FlinkStateSnapshot) -> Option<ResourceKey> {
     Some(ResourceKey::new(snapshot_key(snapshot).namespace, name))
 }
 
+/// The session job a snapshot refers to (same namespace), when it names a `FlinkSessionJob`.
+pub fn session_job_key(snapshot: &FlinkStateSnapshot) -> Option<ResourceKey> {
+    let reference = snapshot.spec.job_reference.as_ref()?;
+    if reference.kind != Some(JobKind::FlinkSessionJob) {
+        return None;
+    }
+    let name = reference.name.as_deref().filter(|n| !n.is_empty())?;
+    Some(ResourceKey::new(snapshot_key(snapshot).namespace, name))
+}
+
 /// `true` when the snapshot's `jobReference` names the deployment `key`.
 pub fn refers_to(snapshot: &FlinkStateSnapshot, key: &ResourceKey) -> bool {
     target_key(snapshot).is_some_and(|t| &t == key)

@@ -57,6 +57,7 @@ fn decide_at(
         settings: &settings(),
         now_ms,
         fresh_trigger_id: TRIGGER,
+        session_jobs: false,
     })
 }
 
@@ -327,6 +328,7 @@ fn a_trigger_the_jobmanager_does_not_know_is_sent_again_under_the_same_id() {
         settings: &other_fresh,
         now_ms: NOW + 1000,
         fresh_trigger_id: "000000000000000000000000000000bb",
+        session_jobs: false,
     });
     match again.actions.as_slice() {
         [SnapshotAction::TriggerSavepoint(call)] => assert_eq!(call.trigger_id, TRIGGER),
@@ -544,4 +546,53 @@ fn generated_snapshots_are_named_and_labelled_like_the_apache_operators() {
         "a failing periodic savepoint ends, so the schedule goes on"
     );
     assert!(api::validate::snapshot(&s).is_empty());
+}
+
+/// The session cluster `session` as the snapshot controller presents a session job's target: the
+/// cluster's spec with the session job's `jobStatus`.
+fn session_job_target(state: FlinkJobState) -> FlinkDeployment {
+    let mut d = FlinkDeployment::test("session")
+        .with_state_dirs("file:///fp")
+        .deployed();
+    d.status.get_or_insert_with(Default::default).job_status = Some(JobStatus {
+        job_id: Some(JOB.into()),
+        state: Some(state),
+        ..Default::default()
+    });
+    d
+}
+
+#[test]
+fn a_session_job_snapshot_is_taken_of_its_job_in_its_session_cluster() {
+    let s = FlinkStateSnapshot::test_savepoint("sp", JobKind::FlinkSessionJob, "counter");
+    let d = session_job_target(FlinkJobState::Running);
+    let decision = decide_snapshot(SnapshotInput {
+        snapshot: &s,
+        target: Some(&d),
+        observed: &SnapshotObserved::default(),
+        settings: &settings(),
+        now_ms: NOW,
+        fresh_trigger_id: TRIGGER,
+        session_jobs: true,
+    });
+    match decision.actions.as_slice() {
+        [SnapshotAction::TriggerSavepoint(call)] => {
+            assert_eq!(call.job_id, JOB);
+            assert_eq!(call.target_dir.as_deref(), Some("file:///fp/savepoints"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(decision.labels[LABEL_JOB_REFERENCE_KIND], "FlinkSessionJob");
+}
+
+#[test]
+fn a_session_job_snapshot_is_refused_where_the_store_keeps_no_session_jobs() {
+    let s = FlinkStateSnapshot::test_savepoint("sp", JobKind::FlinkSessionJob, "counter");
+    let decision = decide(&s, None, &SnapshotObserved::default());
+    assert!(decision.actions.is_empty());
+    let error = decision.status.error.unwrap_or_default();
+    assert!(
+        error.contains("spec.jobReference.kind") && error.contains("not supported"),
+        "{error}"
+    );
 }

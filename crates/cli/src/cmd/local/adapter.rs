@@ -1,5 +1,5 @@
 //! The local file store seen through the engine's store traits: status writes, events and
-//! finalizers for `act`, cheap polling for the controllers (deployments and
+//! finalizers for `act`, cheap polling for the controllers (deployments, `FlinkSessionJob`s and
 //! `FlinkStateSnapshot`s). The store is synchronous (small
 //! files, fsync), so each call runs on the blocking pool.
 
@@ -7,7 +7,11 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use api::{FlinkDeployment, FlinkDeploymentStatus, FlinkStateSnapshot, FlinkStateSnapshotStatus};
+use api::{
+    FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, FlinkSessionJobStatus,
+    FlinkStateSnapshot, FlinkStateSnapshotStatus,
+};
+use engine::session_job::{SESSION_JOB_FINALIZER, SessionJobStore};
 use engine::snapshot::{SNAPSHOT_FINALIZER, SnapshotStore};
 use engine::{Event, FINALIZER, ResourceKey, ResourceStore, StatusStore, StoreError};
 use local::EventType;
@@ -161,6 +165,17 @@ impl SnapshotStore for StoreAdapter {
         ResourceStore::get(self, key).await
     }
 
+    fn has_session_jobs(&self) -> bool {
+        true
+    }
+
+    async fn get_session_job(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Option<FlinkSessionJob>, StoreError> {
+        SessionJobStore::get_session_job(self, key).await
+    }
+
     async fn write_snapshot_status(
         &self,
         key: &ResourceKey,
@@ -213,6 +228,78 @@ impl SnapshotStore for StoreAdapter {
         let key = key.clone();
         self.blocking(move |s| {
             s.remove_finalizer::<FlinkStateSnapshot>(&key, SNAPSHOT_FINALIZER)
+                .map(|_| ())
+        })
+        .await
+    }
+}
+
+impl SessionJobStore for StoreAdapter {
+    async fn session_job_revision(&self) -> Result<u64, StoreError> {
+        self.blocking(LocalStore::revision).await
+    }
+
+    async fn list_session_jobs(&self) -> Result<Vec<FlinkSessionJob>, StoreError> {
+        self.blocking(LocalStore::list::<FlinkSessionJob>).await
+    }
+
+    async fn get_session_job(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Option<FlinkSessionJob>, StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| s.get::<FlinkSessionJob>(&key)).await
+    }
+
+    async fn get_session_deployment(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Option<FlinkDeployment>, StoreError> {
+        ResourceStore::get(self, key).await
+    }
+
+    async fn write_session_job_status(
+        &self,
+        key: &ResourceKey,
+        status: &FlinkSessionJobStatus,
+    ) -> Result<(), StoreError> {
+        let (key, status) = (key.clone(), status.clone());
+        self.blocking(move |s| {
+            s.modify_status::<FlinkSessionJob>(&key, |current| *current = Some(status))
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn record_session_job_events(
+        &self,
+        key: &ResourceKey,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        let events: Vec<local::Event> = events.iter().map(local_event).collect();
+        self.blocking(move |s| {
+            for e in &events {
+                s.record_event::<FlinkSessionJob>(&key, e)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_session_job_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| {
+            s.add_finalizer::<FlinkSessionJob>(&key, SESSION_JOB_FINALIZER)
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn remove_session_job_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| {
+            s.remove_finalizer::<FlinkSessionJob>(&key, SESSION_JOB_FINALIZER)
                 .map(|_| ())
         })
         .await

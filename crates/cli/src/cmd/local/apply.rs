@@ -1,13 +1,13 @@
-//! `flinkpilot local apply -f FILE…`: validate manifests (`FlinkDeployment`s and
-//! `FlinkStateSnapshot`s), then create or update them in the store. Nothing is written unless
-//! every document is valid.
+//! `flinkpilot local apply -f FILE…`: validate manifests (`FlinkDeployment`s,
+//! `FlinkSessionJob`s and `FlinkStateSnapshot`s), then create or update them in the store.
+//! Nothing is written unless every document is valid.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use api::manifest::{Content, Resource, parse_documents};
-use api::{FlinkDeployment, FlinkStateSnapshot};
+use api::{FlinkDeployment, FlinkSessionJob, FlinkStateSnapshot};
 use local::ApplyOutcome;
 
 use super::Local;
@@ -26,6 +26,8 @@ pub struct Args {
 pub struct Manifests {
     /// Deployments.
     pub deployments: Vec<FlinkDeployment>,
+    /// Session jobs.
+    pub session_jobs: Vec<FlinkSessionJob>,
     /// Snapshots.
     pub snapshots: Vec<FlinkStateSnapshot>,
 }
@@ -37,6 +39,7 @@ pub fn read_valid(local: &Local, files: &[PathBuf]) -> anyhow::Result<Manifests>
     let mut problems = Vec::new();
     let mut out = Vec::new();
     let mut snapshots = Vec::new();
+    let mut session_jobs = Vec::new();
     for path in files {
         for file in expand(path)? {
             let input = read_input(&file);
@@ -82,14 +85,12 @@ pub fn read_valid(local: &Local, files: &[PathBuf]) -> anyhow::Result<Manifests>
                             }
                             snapshots.push(snapshot);
                         }
-                        other => problems.push(format!(
-                            "{}: {}/{}: flinkpilot local runs FlinkDeployments in application \
-                             mode; {} resources are not supported locally yet",
-                            input.name,
-                            other.kind(),
-                            other.name(),
-                            other.kind()
-                        )),
+                        Resource::SessionJob(mut job) => {
+                            if job.metadata.namespace.is_none() {
+                                job.metadata.namespace = Some(local.namespace.clone());
+                            }
+                            session_jobs.push((input.name.clone(), job));
+                        }
                     },
                     // Services, ConfigMaps etc. belong to Kubernetes; nothing to do locally.
                     Ok(Content::Other { .. }) => {}
@@ -98,19 +99,43 @@ pub fn read_valid(local: &Local, files: &[PathBuf]) -> anyhow::Result<Manifests>
             }
         }
     }
+    // Session jobs are checked against their session cluster: one in these manifests, else
+    // the stored one (when neither exists, the controller waits for it).
+    let mut jobs = Vec::new();
+    for (file, job) in session_jobs {
+        let key = engine::session_job::session_job_key(&job);
+        let session = match engine::session_job::deployment_key(&job) {
+            Some(d) => match out.iter().find(|o| engine::decide::resource_key(o) == d) {
+                Some(given) => Some(given.clone()),
+                None => local.store.get::<FlinkDeployment>(&d)?,
+            },
+            None => None,
+        };
+        let mut checked = job.clone();
+        checked.status = local
+            .store
+            .get::<FlinkSessionJob>(&key)?
+            .and_then(|stored| stored.status);
+        for p in api::validate::session_job(&checked, session.as_ref()) {
+            problems.push(format!("{file}: FlinkSessionJob/{}: {p}", job.name()));
+        }
+        jobs.push(job);
+    }
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
     }
-    if out.is_empty() && snapshots.is_empty() {
-        bail!("no FlinkDeployment or FlinkStateSnapshot found in the given files");
+    if out.is_empty() && snapshots.is_empty() && jobs.is_empty() {
+        bail!("no FlinkDeployment, FlinkSessionJob or FlinkStateSnapshot found in the given files");
     }
     Ok(Manifests {
         deployments: out,
+        session_jobs: jobs,
         snapshots,
     })
 }
 
-/// Writes validated resources (deployments first, so a snapshot finds the deployment it names);
+/// Writes validated resources (deployments first, so a session job or a snapshot finds the
+/// deployment it names);
 /// returns one line per resource (`flinkdeployment/x created`).
 pub fn write(local: &Local, manifests: Manifests) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();
@@ -118,6 +143,11 @@ pub fn write(local: &Local, manifests: Manifests) -> anyhow::Result<Vec<String>>
         let name = d.name().to_string();
         let (outcome, _) = local.store.apply(d)?;
         lines.push(format!("flinkdeployment/{name} {}", said(outcome)));
+    }
+    for job in manifests.session_jobs {
+        let name = job.name().to_string();
+        let (outcome, _) = local.store.apply(job)?;
+        lines.push(format!("flinksessionjob/{name} {}", said(outcome)));
     }
     for snapshot in manifests.snapshots {
         let name = snapshot.name().to_string();

@@ -1,14 +1,16 @@
 //! `flinkpilot local delete NAME [--wait]`: delete a deployment the way Kubernetes does: it is
 //! marked for deletion, the controller removes its cluster (with a savepoint first when
 //! `kubernetes.operator.job.savepoint-on-deletion` is set), then the resource disappears.
-//! `delete snapshot NAME` deletes a `FlinkStateSnapshot` likewise (its files are disposed first
-//! when it says `disposeOnDelete`).
+//! `delete sessionjob NAME` deletes a `FlinkSessionJob` (its job is cancelled, or stopped with a
+//! savepoint with `savepoint-on-deletion`; the session cluster stays); a session cluster is
+//! refused while session jobs name it. `delete snapshot NAME` deletes a `FlinkStateSnapshot`
+//! likewise (its files are disposed first when it says `disposeOnDelete`).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use api::{FlinkDeployment, FlinkStateSnapshot};
+use api::{FlinkDeployment, FlinkSessionJob, FlinkStateSnapshot};
 use local::DeleteOutcome;
 
 use super::Local;
@@ -16,9 +18,10 @@ use super::Local;
 /// Arguments of `flinkpilot local delete`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The deployment; or `snapshot` followed by a FlinkStateSnapshot's name.
+    /// The deployment; or `sessionjob` / `snapshot` followed by a FlinkSessionJob's /
+    /// FlinkStateSnapshot's name.
     pub name: String,
-    /// The snapshot's name, after `snapshot`.
+    /// The session job's or snapshot's name, after its kind.
     pub snapshot: Option<String>,
     /// Wait until the cluster and the resource are gone.
     #[arg(long)]
@@ -34,10 +37,26 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
         ("snapshot" | "snapshots" | "flinkstatesnapshot" | "fss", Some(name)) => {
             delete::<FlinkStateSnapshot>(local, name, "flinkstatesnapshot", &args)
         }
-        (kind, Some(_)) => {
-            bail!("unknown kind {kind:?}: use `delete NAME` or `delete snapshot NAME`")
+        (kind, Some(name)) if super::session_jobs::is_kind(kind) => {
+            delete::<FlinkSessionJob>(local, name, "flinksessionjob", &args)
         }
-        (name, None) => delete::<FlinkDeployment>(local, name, "flinkdeployment", &args),
+        (kind, Some(_)) => bail!(
+            "unknown kind {kind:?}: use `delete NAME`, `delete sessionjob NAME` or `delete \
+             snapshot NAME`"
+        ),
+        (name, None) => {
+            // As the Apache operator: a session cluster stays while jobs run in it.
+            let jobs = super::session_jobs::jobs_of(local, &local.key(name))?;
+            if !jobs.is_empty() {
+                bail!(
+                    "FlinkDeployment {} is the session cluster of FlinkSessionJob(s) {}; delete \
+                     them first (`flinkpilot local delete sessionjob NAME`)",
+                    local.key(name),
+                    jobs.join(", ")
+                );
+            }
+            delete::<FlinkDeployment>(local, name, "flinkdeployment", &args)
+        }
     }
 }
 

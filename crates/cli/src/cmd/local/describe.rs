@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use api::config::is_sensitive_key;
-use api::{FlinkDeployment, FlinkDeploymentSpec, FlinkStateSnapshot};
+use api::{FlinkDeployment, FlinkDeploymentSpec, FlinkSessionJob, FlinkStateSnapshot};
 
 use super::{Local, table};
 
@@ -15,12 +15,33 @@ const EVENTS_SHOWN: usize = 20;
 /// Arguments of `flinkpilot local describe`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The deployment.
+    /// The deployment; or `sessionjob` followed by a FlinkSessionJob's name.
     pub name: String,
+    /// The session job's name, after `sessionjob`.
+    pub session_job: Option<String>,
 }
 
 /// Runs `flinkpilot local describe`.
 pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &args.session_job {
+        if !super::session_jobs::is_kind(&args.name) {
+            anyhow::bail!(
+                "unknown kind {:?}: use `describe NAME` or `describe sessionjob NAME`",
+                args.name
+            );
+        }
+        let job = super::session_jobs::get(local, name)?;
+        let session = match engine::session_job::deployment_key(&job) {
+            Some(key) => local.store.get::<FlinkDeployment>(&key)?,
+            None => None,
+        };
+        let events = local.store.events::<FlinkSessionJob>(&local.key(name))?;
+        print!(
+            "{}",
+            super::session_jobs::describe(&job, session.as_ref(), &events)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let d = local.deployment(&args.name)?;
     let key = local.key(&args.name);
     let events = local.store.events::<FlinkDeployment>(&key)?;

@@ -1,10 +1,10 @@
-//! `flinkpilot local get [NAME]` / `get snapshots [NAME]`: the status table of deployments or of
-//! `FlinkStateSnapshot`s, or objects as YAML/JSON.
+//! `flinkpilot local get [NAME]` / `get sessionjobs [NAME]` / `get snapshots [NAME]`: the status
+//! table of deployments, `FlinkSessionJob`s or `FlinkStateSnapshot`s, or objects as YAML/JSON.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use api::{FlinkDeployment, FlinkStateSnapshot};
+use api::{FlinkDeployment, FlinkSessionJob, FlinkStateSnapshot};
 use serde::Serialize;
 
 use super::{Local, table};
@@ -23,8 +23,8 @@ pub enum Output {
 /// Arguments of `flinkpilot local get`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A deployment's name; or a kind: `deployments` (the default), `snapshots`
-    /// (FlinkStateSnapshots), followed by a name.
+    /// A deployment's name; or a kind: `deployments` (the default), `sessionjobs`
+    /// (FlinkSessionJobs), `snapshots` (FlinkStateSnapshots), followed by a name.
     pub what: Option<String>,
     /// The name, after a kind.
     pub name: Option<String>,
@@ -53,9 +53,15 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
     let kind = args.what.as_deref().map(str::to_ascii_lowercase);
     match (kind.as_deref(), args.name) {
         (Some(k), name) if SNAPSHOTS.contains(&k) => snapshots(local, name, args.output),
+        (Some(k), name) if super::session_jobs::is_kind(k) => {
+            session_jobs(local, name, args.output)
+        }
         (Some(k), name) if DEPLOYMENTS.contains(&k) => deployments(local, name, args.output),
         (Some(k), Some(_)) => {
-            bail!("unknown kind {k:?}: use `get deployments [NAME]` or `get snapshots [NAME]`")
+            bail!(
+                "unknown kind {k:?}: use `get deployments [NAME]`, `get sessionjobs [NAME]` or \
+                 `get snapshots [NAME]`"
+            )
         }
         // a deployment's name, or nothing
         _ => deployments(local, args.what, args.output),
@@ -86,6 +92,27 @@ fn deployments(local: &Local, name: Option<String>, output: Output) -> anyhow::R
         let error = r.error.as_deref().unwrap_or_default();
         println!("{}: {}", r.name, table::short_error(error));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn session_jobs(local: &Local, name: Option<String>, output: Output) -> anyhow::Result<ExitCode> {
+    let jobs: Vec<FlinkSessionJob> = match &name {
+        Some(name) => vec![super::session_jobs::get(local, name)?],
+        None => local
+            .store
+            .list_namespace::<FlinkSessionJob>(&local.namespace)?,
+    };
+    if output != Output::Table {
+        return print_objects(&jobs, name.is_some(), output);
+    }
+    if jobs.is_empty() {
+        eprintln!(
+            "no FlinkSessionJobs in namespace {}; create one with `flinkpilot local apply -f FILE`",
+            local.namespace
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::session_jobs::print_table(&jobs, engine::controller::now_ms());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,6 +8,7 @@ pub mod delete;
 pub mod describe;
 pub mod get;
 pub mod logs;
+pub mod session_jobs;
 pub mod snapshot;
 pub mod suspend;
 pub mod table;
@@ -46,17 +47,18 @@ pub enum Command {
     Up(up::Args),
     /// Create or update resources from manifests (validated first).
     Apply(apply::Args),
-    /// List deployments (or `get snapshots`: FlinkStateSnapshots), or show one.
+    /// List deployments (or `get sessionjobs`, `get snapshots`), or show one.
     Get(get::Args),
-    /// Show a deployment in detail: spec, status, events, errors, the Flink web UI.
+    /// Show a deployment (or `describe sessionjob NAME`) in detail: spec, status, events, errors.
     Describe(describe::Args),
-    /// Delete a deployment (its cluster is removed by the controller).
+    /// Delete a deployment (its cluster is removed by the controller), or `delete sessionjob
+    /// NAME` / `delete snapshot NAME`.
     Delete(delete::Args),
     /// Show the logs of a deployment's JobManager or a TaskManager.
     Logs(logs::Args),
-    /// Suspend a deployment's job (its state is kept per its upgrade mode).
+    /// Suspend a deployment's job, or `suspend sessionjob NAME` (state kept per upgrade mode).
     Suspend(suspend::Args),
-    /// Resume a suspended deployment's job from its kept state.
+    /// Resume a suspended deployment's (or `sessionjob NAME`'s) job from its kept state.
     Resume(suspend::Args),
     /// Take a savepoint of a deployment's job now (creates a FlinkStateSnapshot).
     Savepoint(snapshot::SavepointArgs),

@@ -110,6 +110,14 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
             ControllerOptions::default(),
             wait_stop(stop_rx.clone()),
         ));
+        // FlinkSessionJobs, on the session clusters the deployments' controller runs.
+        let session_jobs = tokio::spawn(engine::session_job::controller::run(
+            shared_backend.clone(),
+            store.clone(),
+            settings.clone(),
+            ControllerOptions::default(),
+            wait_stop(stop_rx.clone()),
+        ));
         // FlinkStateSnapshots: the user's and those the deployments' controller creates.
         let snapshots = tokio::spawn(engine::snapshot::controller::run(
             shared_backend,
@@ -136,7 +144,7 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(controller, snapshots);
+        let _ = tokio::join!(controller, session_jobs, snapshots);
         view.finish();
     });
     print_goodbye(local);
@@ -212,6 +220,7 @@ struct View {
     fancy: bool,
     drawn_lines: usize,
     last_rows: BTreeMap<String, table::Row>,
+    last_jobs: BTreeMap<String, String>,
     announced: BTreeSet<String>,
     notes: Vec<String>,
 }
@@ -222,6 +231,7 @@ impl View {
             fancy,
             drawn_lines: 0,
             last_rows: BTreeMap::new(),
+            last_jobs: BTreeMap::new(),
             announced: BTreeSet::new(),
             notes: Vec::new(),
         }
@@ -232,6 +242,21 @@ impl View {
         let now = now_ms();
         let rows: Vec<table::Row> = deployments.iter().map(|d| table::row(d, now)).collect();
         let mut news: Vec<String> = progress.iter().map(|m| format!("flink: {m}")).collect();
+        let session_jobs = local
+            .store
+            .list::<api::FlinkSessionJob>()
+            .unwrap_or_default();
+        let jobs: BTreeMap<String, String> = session_jobs
+            .iter()
+            .map(|j| {
+                let cells = super::session_jobs::row(j, now);
+                let mut line = format!("job={} lifecycle={}", cells[2], cells[3]);
+                if let Some(e) = j.status.as_ref().and_then(|s| s.error.as_deref()) {
+                    line.push_str(&format!(" error={}", table::short_error(e)));
+                }
+                (j.name().to_string(), line)
+            })
+            .collect();
         for d in &deployments {
             let ready = d
                 .status
@@ -255,7 +280,7 @@ impl View {
             self.notes.extend(news);
             let keep = self.notes.len().saturating_sub(6);
             self.notes.drain(..keep);
-            self.redraw(&rows);
+            self.redraw(&rows, &session_jobs, now);
         } else {
             let mut out = std::io::stdout().lock();
             for n in news {
@@ -276,12 +301,18 @@ impl View {
                 }
                 let _ = writeln!(out, "{line}");
             }
+            for (name, line) in &jobs {
+                if self.last_jobs.get(name) != Some(line) {
+                    let _ = writeln!(out, "sessionjob/{name}: {line}");
+                }
+            }
             let _ = out.flush();
         }
         self.last_rows = rows.into_iter().map(|r| (r.name.clone(), r)).collect();
+        self.last_jobs = jobs;
     }
 
-    fn redraw(&mut self, rows: &[table::Row]) {
+    fn redraw(&mut self, rows: &[table::Row], session_jobs: &[api::FlinkSessionJob], now: i64) {
         let mut lines = if rows.is_empty() {
             vec![
                 "no FlinkDeployments yet; apply one with `flinkpilot local apply -f FILE`"
@@ -293,6 +324,23 @@ impl View {
         for r in rows {
             if let Some(e) = &r.error {
                 lines.push(format!("{}: {}", r.name, table::short_error(e)));
+            }
+        }
+        if !session_jobs.is_empty() {
+            lines.push(String::new());
+            let cells: Vec<Vec<String>> = session_jobs
+                .iter()
+                .map(|j| super::session_jobs::row(j, now))
+                .collect();
+            let cells: Vec<Vec<&str>> = cells
+                .iter()
+                .map(|r| r.iter().map(String::as_str).collect())
+                .collect();
+            lines.extend(table::render_cells(&super::session_jobs::HEADERS, &cells));
+            for j in session_jobs {
+                if let Some(e) = j.status.as_ref().and_then(|s| s.error.as_deref()) {
+                    lines.push(format!("{}: {}", j.name(), table::short_error(e)));
+                }
             }
         }
         if !self.notes.is_empty() {
