@@ -1,23 +1,17 @@
-//! The controller loop for stores that are polled (the local file store): one task per
-//! resource, one pass at a time per resource, woken early by spec changes, with exponential
-//! backoff per resource on errors.
-//!
-//! Shutting down stops reconciling and leaves every cluster running: the next controller
-//! re-adopts them, and every step is safe to repeat.
+//! One reconcile pass of a `FlinkDeployment` ([`reconcile`]: observe → decide → act), shared
+//! by both backends, and the controller for polled stores ([`run`], see [`crate::polled`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api::FlinkDeployment;
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
 
 use crate::act::{ActError, StatusStore, StoreError, act};
 use crate::backend::{BackendError, ClusterBackend, ResourceKey};
 use crate::decide::{DecideInput, FreshIds, decide, observe_needs, resource_key};
 use crate::observe::observe;
+use crate::polled::{self, PolledKind, Seen};
 use crate::settings::Settings;
 
 /// A store the controller can list and poll cheaply.
@@ -136,10 +130,47 @@ pub async fn reconcile<B: ClusterBackend, S: ResourceStore>(
     Ok(PassResult::Requeue(decision.requeue_after))
 }
 
-/// A resource's wake-up handle and the `(generation, deleting)` last seen of it.
-type Watched = (Arc<Notify>, (Option<i64>, bool));
+/// The deployments of a store, for the polling loop.
+struct Deployments<B, S> {
+    backend: Arc<B>,
+    store: Arc<S>,
+    settings: Arc<Settings>,
+}
 
-/// Runs the controller until `shutdown` resolves.
+impl<B: ClusterBackend, S: ResourceStore> PolledKind for Deployments<B, S> {
+    type Error = PassError;
+    const NAME: &'static str = "FlinkDeployment";
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        self.store.revision().await
+    }
+
+    async fn list(&self) -> Result<Vec<(ResourceKey, Seen)>, StoreError> {
+        let all = self.store.list().await?;
+        Ok(all
+            .iter()
+            .map(|d| {
+                let seen = (
+                    d.metadata.generation,
+                    d.metadata.deletion_timestamp.is_some(),
+                );
+                (resource_key(d), seen)
+            })
+            .collect())
+    }
+
+    async fn pass(&self, key: &ResourceKey) -> Result<PassResult, PassError> {
+        reconcile(
+            self.backend.as_ref(),
+            self.store.as_ref(),
+            &self.settings,
+            key,
+        )
+        .await
+    }
+}
+
+/// Runs the controller of the `FlinkDeployment`s until `shutdown` resolves.
 pub async fn run<B: ClusterBackend, S: ResourceStore>(
     backend: Arc<B>,
     store: Arc<S>,
@@ -147,116 +178,12 @@ pub async fn run<B: ClusterBackend, S: ResourceStore>(
     options: ControllerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks: JoinSet<ResourceKey> = JoinSet::new();
-    let mut running: HashMap<ResourceKey, Watched> = HashMap::new();
-    let mut last_revision = None;
-    let mut tick = tokio::time::interval(options.poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(done) = tasks.join_next() => {
-                if let Ok(key) = done {
-                    running.remove(&key);
-                    // it may have been recreated meanwhile
-                    last_revision = None;
-                }
-            }
-            _ = tick.tick() => {
-                let revision = match store.revision().await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the store revision");
-                        continue;
-                    }
-                };
-                if last_revision == Some(revision) {
-                    continue;
-                }
-                let resources = match store.list().await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot list resources");
-                        continue;
-                    }
-                };
-                last_revision = Some(revision);
-                for resource in resources {
-                    let key = resource_key(&resource);
-                    let seen = (
-                        resource.metadata.generation,
-                        resource.metadata.deletion_timestamp.is_some(),
-                    );
-                    if let Some((notify, last)) = running.get_mut(&key) {
-                        if *last != seen {
-                            *last = seen;
-                            notify.notify_one();
-                        }
-                        continue;
-                    }
-                    let notify = Arc::new(Notify::new());
-                    running.insert(key.clone(), (notify.clone(), seen));
-                    tasks.spawn(resource_task(
-                        backend.clone(),
-                        store.clone(),
-                        settings.clone(),
-                        options.clone(),
-                        key,
-                        notify,
-                        stop_rx.clone(),
-                    ));
-                }
-            }
-        }
-    }
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(options.shutdown_grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("passes still running after the shutdown grace period were abandoned");
-        tasks.abort_all();
-    }
-}
-
-/// Reconciles one resource until it is gone or the controller stops.
-async fn resource_task<B: ClusterBackend, S: ResourceStore>(
-    backend: Arc<B>,
-    store: Arc<S>,
-    settings: Arc<Settings>,
-    options: ControllerOptions,
-    key: ResourceKey,
-    notify: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) -> ResourceKey {
-    let mut failures: u32 = 0;
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let wait = match reconcile(backend.as_ref(), store.as_ref(), &settings, &key).await {
-            Ok(PassResult::Gone) => break,
-            Ok(PassResult::Requeue(after)) => {
-                failures = 0;
-                after
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let wait = backoff(&options, failures);
-                tracing::warn!(resource = %key, error = %e, retry_in = ?wait, "reconcile failed");
-                wait
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = notify.notified() => {}
-            _ = stop.changed() => break,
-        }
-    }
-    key
+    let kind = Deployments {
+        backend,
+        store,
+        settings,
+    };
+    polled::drive(Arc::new(kind), options, shutdown).await;
 }
 
 /// `start · 2^(failures-1)`, capped.

@@ -15,6 +15,7 @@ pub mod observation;
 pub mod observe;
 pub mod plan;
 pub mod plan_builder;
+mod polled;
 pub mod session_job;
 pub mod settings;
 pub mod snapshot;

@@ -1,22 +1,20 @@
 //! Reconciling `FlinkSessionJob`s: one pass ([`reconcile_session_job`]) and the loop for polled
-//! stores ([`run`]), one task per session job, woken by changes of its spec or deletion.
+//! stores ([`run`], see [`crate::polled`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use api::UpgradeMode;
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
 
 use super::act::{SessionJobStore, act_session_job};
 use super::decide::{SessionJobInput, decide_session_job};
 use super::{deployment_key, session_job_key, target_spec};
 use crate::act::StoreError;
 use crate::backend::{ClusterBackend, ResourceKey};
-use crate::controller::{ControllerOptions, PassResult, backoff, now_ms};
+use crate::controller::{ControllerOptions, PassResult, now_ms};
 use crate::decide::ObserveNeeds;
 use crate::observation::{CheckpointRef, ClusterObservation, JobObservation, Observation};
+use crate::polled::{self, PolledKind, Seen};
 use crate::settings::Settings;
 
 /// A failed pass: the store or the backend could not be read.
@@ -156,8 +154,45 @@ fn absent() -> Observation {
     }
 }
 
-/// What wakes a session job's task when it changes: its `generation` and deletion.
-type Seen = (Option<i64>, bool);
+/// The session jobs of a store, for the polling loop.
+struct SessionJobs<B, S> {
+    backend: Arc<B>,
+    store: Arc<S>,
+    settings: Arc<Settings>,
+}
+
+impl<B: ClusterBackend, S: SessionJobStore> PolledKind for SessionJobs<B, S> {
+    type Error = SessionJobPassError;
+    const NAME: &'static str = "FlinkSessionJob";
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        self.store.session_job_revision().await
+    }
+
+    async fn list(&self) -> Result<Vec<(ResourceKey, Seen)>, StoreError> {
+        let all = self.store.list_session_jobs().await?;
+        Ok(all
+            .iter()
+            .map(|j| {
+                let seen = (
+                    j.metadata.generation,
+                    j.metadata.deletion_timestamp.is_some(),
+                );
+                (session_job_key(j), seen)
+            })
+            .collect())
+    }
+
+    async fn pass(&self, key: &ResourceKey) -> Result<PassResult, SessionJobPassError> {
+        reconcile_session_job(
+            self.backend.as_ref(),
+            self.store.as_ref(),
+            &self.settings,
+            key,
+        )
+        .await
+    }
+}
 
 /// Runs the session job controller until `shutdown` resolves.
 pub async fn run<B: ClusterBackend, S: SessionJobStore>(
@@ -167,108 +202,10 @@ pub async fn run<B: ClusterBackend, S: SessionJobStore>(
     options: ControllerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks: JoinSet<ResourceKey> = JoinSet::new();
-    let mut running: HashMap<ResourceKey, (Arc<Notify>, Seen)> = HashMap::new();
-    let mut last_revision = None;
-    let mut tick = tokio::time::interval(options.poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(done) = tasks.join_next() => {
-                if let Ok(key) = done {
-                    running.remove(&key);
-                    last_revision = None;
-                }
-            }
-            _ = tick.tick() => {
-                let Ok(revision) = store.session_job_revision().await else {
-                    continue;
-                };
-                if last_revision == Some(revision) {
-                    continue;
-                }
-                let jobs = match store.list_session_jobs().await {
-                    Ok(j) => j,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot list session jobs");
-                        continue;
-                    }
-                };
-                last_revision = Some(revision);
-                for job in jobs {
-                    let key = session_job_key(&job);
-                    let seen = (
-                        job.metadata.generation,
-                        job.metadata.deletion_timestamp.is_some(),
-                    );
-                    if let Some((notify, last)) = running.get_mut(&key) {
-                        if *last != seen {
-                            *last = seen;
-                            notify.notify_one();
-                        }
-                        continue;
-                    }
-                    let notify = Arc::new(Notify::new());
-                    running.insert(key.clone(), (notify.clone(), seen));
-                    tasks.spawn(task(
-                        backend.clone(),
-                        store.clone(),
-                        settings.clone(),
-                        options.clone(),
-                        key,
-                        notify,
-                        stop_rx.clone(),
-                    ));
-                }
-            }
-        }
-    }
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(options.shutdown_grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tasks.abort_all();
-    }
-}
-
-async fn task<B: ClusterBackend, S: SessionJobStore>(
-    backend: Arc<B>,
-    store: Arc<S>,
-    settings: Arc<Settings>,
-    options: ControllerOptions,
-    key: ResourceKey,
-    notify: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) -> ResourceKey {
-    let mut failures: u32 = 0;
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let pass = reconcile_session_job(backend.as_ref(), store.as_ref(), &settings, &key).await;
-        let wait = match pass {
-            Ok(PassResult::Gone) => break,
-            Ok(PassResult::Requeue(after)) => {
-                failures = 0;
-                after
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let wait = backoff(&options, failures);
-                tracing::warn!(session_job = %key, error = %e, retry_in = ?wait, "reconcile failed");
-                wait
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = notify.notified() => {}
-            _ = stop.changed() => break,
-        }
-    }
-    key
+    let kind = SessionJobs {
+        backend,
+        store,
+        settings,
+    };
+    polled::drive(Arc::new(kind), options, shutdown).await;
 }

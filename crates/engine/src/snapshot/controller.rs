@@ -1,14 +1,9 @@
 //! Reconciling `FlinkStateSnapshot`s: one pass ([`reconcile_snapshot`], what a Kubernetes
-//! controller calls too) and the loop for polled stores ([`run`]), one task per snapshot, woken
-//! by changes of its spec or deletion.
+//! controller calls too) and the loop for polled stores ([`run`], see [`crate::polled`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
 
 use super::act::{SnapshotStore, act_snapshot};
 use super::decide::{SnapshotInput, decide_snapshot};
@@ -16,7 +11,8 @@ use super::observe::{observe_snapshot, snapshot_needs};
 use super::{session_job_key, snapshot_key, target_key};
 use crate::act::StoreError;
 use crate::backend::{ClusterBackend, ResourceKey};
-use crate::controller::{ControllerOptions, PassResult, backoff, now_ms};
+use crate::controller::{ControllerOptions, PassResult, now_ms};
+use crate::polled::{self, PolledKind, Seen};
 use crate::settings::Settings;
 
 /// How long a settled snapshot (completed, failed, abandoned) sleeps; a change of it wakes it
@@ -94,9 +90,45 @@ async fn target<S: SnapshotStore>(
     Ok(Some(deployment))
 }
 
-/// What wakes a snapshot's task when it changes: its `generation` and whether it is being
-/// deleted.
-type Seen = (Option<i64>, bool);
+/// The snapshots of a store, for the polling loop.
+struct Snapshots<B, S> {
+    backend: Arc<B>,
+    store: Arc<S>,
+    settings: Arc<Settings>,
+}
+
+impl<B: ClusterBackend, S: SnapshotStore> PolledKind for Snapshots<B, S> {
+    type Error = StoreError;
+    const NAME: &'static str = "FlinkStateSnapshot";
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        self.store.snapshot_revision().await
+    }
+
+    async fn list(&self) -> Result<Vec<(ResourceKey, Seen)>, StoreError> {
+        let all = self.store.list_snapshots().await?;
+        Ok(all
+            .iter()
+            .map(|s| {
+                let seen = (
+                    s.metadata.generation,
+                    s.metadata.deletion_timestamp.is_some(),
+                );
+                (snapshot_key(s), seen)
+            })
+            .collect())
+    }
+
+    async fn pass(&self, key: &ResourceKey) -> Result<PassResult, StoreError> {
+        reconcile_snapshot(
+            self.backend.as_ref(),
+            self.store.as_ref(),
+            &self.settings,
+            key,
+        )
+        .await
+    }
+}
 
 /// Runs the snapshot controller until `shutdown` resolves.
 pub async fn run<B: ClusterBackend, S: SnapshotStore>(
@@ -106,112 +138,10 @@ pub async fn run<B: ClusterBackend, S: SnapshotStore>(
     options: ControllerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks: JoinSet<ResourceKey> = JoinSet::new();
-    let mut running: HashMap<ResourceKey, (Arc<Notify>, Seen)> = HashMap::new();
-    let mut last_revision = None;
-    let mut tick = tokio::time::interval(options.poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(done) = tasks.join_next() => {
-                if let Ok(key) = done {
-                    running.remove(&key);
-                    last_revision = None;
-                }
-            }
-            _ = tick.tick() => {
-                let revision = match store.snapshot_revision().await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the store revision");
-                        continue;
-                    }
-                };
-                if last_revision == Some(revision) {
-                    continue;
-                }
-                let snapshots = match store.list_snapshots().await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot list snapshots");
-                        continue;
-                    }
-                };
-                last_revision = Some(revision);
-                for snapshot in snapshots {
-                    let key = snapshot_key(&snapshot);
-                    let seen = (
-                        snapshot.metadata.generation,
-                        snapshot.metadata.deletion_timestamp.is_some(),
-                    );
-                    if let Some((notify, last)) = running.get_mut(&key) {
-                        if *last != seen {
-                            *last = seen;
-                            notify.notify_one();
-                        }
-                        continue;
-                    }
-                    let notify = Arc::new(Notify::new());
-                    running.insert(key.clone(), (notify.clone(), seen));
-                    tasks.spawn(snapshot_task(
-                        backend.clone(),
-                        store.clone(),
-                        settings.clone(),
-                        options.clone(),
-                        key,
-                        notify,
-                        stop_rx.clone(),
-                    ));
-                }
-            }
-        }
-    }
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(options.shutdown_grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tasks.abort_all();
-    }
-}
-
-async fn snapshot_task<B: ClusterBackend, S: SnapshotStore>(
-    backend: Arc<B>,
-    store: Arc<S>,
-    settings: Arc<Settings>,
-    options: ControllerOptions,
-    key: ResourceKey,
-    notify: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) -> ResourceKey {
-    let mut failures: u32 = 0;
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let wait = match reconcile_snapshot(backend.as_ref(), store.as_ref(), &settings, &key).await
-        {
-            Ok(PassResult::Gone) => break,
-            Ok(PassResult::Requeue(after)) => {
-                failures = 0;
-                after
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let wait = backoff(&options, failures);
-                tracing::warn!(snapshot = %key, error = %e, retry_in = ?wait, "reconcile failed");
-                wait
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = notify.notified() => {}
-            _ = stop.changed() => break,
-        }
-    }
-    key
+    let kind = Snapshots {
+        backend,
+        store,
+        settings,
+    };
+    polled::drive(Arc::new(kind), options, shutdown).await;
 }
