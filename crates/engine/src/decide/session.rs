@@ -133,7 +133,8 @@ fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
         return;
     }
     if diff.kind == ChangeKind::Scale && cx.desired.mode() == DeploymentMode::Standalone {
-        scale(cx, target);
+        // a standalone session cluster schedules its jobs on whatever TaskManagers there are
+        super::upgrade::scale(cx, target, "the session cluster");
         return;
     }
     cx.events.push(Event::normal(
@@ -160,30 +161,6 @@ fn steady(cx: &mut Cx<'_>) {
         ClusterObservation::Starting { .. } | ClusterObservation::Running { .. }
     ) {
         cx.soon();
-    }
-}
-
-/// A standalone session cluster takes a new TaskManager count without a redeploy: its jobs
-/// are scheduled on whatever TaskManagers there are.
-fn scale(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
-    let meta = api::reconciled::ReconciliationMetadata::new(
-        cx.resource.metadata.generation,
-        is_first_deployment(target),
-    );
-    match api::reconciled::write(cx.desired, &meta) {
-        Ok(json) => {
-            let n = plan_builder::taskmanager_count(cx.desired);
-            cx.events.push(Event::normal(
-                EventReason::Scaling,
-                format!("Scaling the session cluster to {n} TaskManagers"),
-            ));
-            cx.act(Action::Scale {
-                taskmanagers: n,
-                reconciled_spec: json,
-            });
-            cx.soon();
-        }
-        Err(e) => cx.set_error(EventReason::Error, e.to_string()),
     }
 }
 

@@ -69,7 +69,7 @@ pub(super) fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSp
         && cx.desired.mode() == DeploymentMode::Standalone
         && api::diff::can_scale_in_place(cx.desired)
     {
-        scale(cx, target);
+        scale(cx, target, "the job cluster");
         return;
     }
     let (mode, redeploy_from) = if diff.kind == ChangeKind::SavepointRedeploy {
@@ -113,8 +113,9 @@ pub(super) fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSp
     stop_step(cx, mode, &target.spec);
 }
 
-/// Standalone reactive clusters take a new TaskManager count without a redeploy.
-fn scale(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
+/// Standalone reactive clusters (and standalone session clusters) take a new TaskManager count
+/// without a redeploy; `what` names the cluster in the event.
+pub(super) fn scale(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>, what: &str) {
     let meta = api::reconciled::ReconciliationMetadata::new(
         cx.resource.metadata.generation,
         is_first_deployment(target),
@@ -124,7 +125,7 @@ fn scale(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
             let n = plan_builder::taskmanager_count(cx.desired);
             cx.events.push(Event::normal(
                 EventReason::Scaling,
-                format!("Scaling to {n} TaskManagers"),
+                format!("Scaling {what} to {n} TaskManagers"),
             ));
             cx.act(Action::Scale {
                 taskmanagers: n,

@@ -14,8 +14,9 @@ use api::{
 use engine::session_job::{SESSION_JOB_FINALIZER, SessionJobStore};
 use engine::snapshot::{SNAPSHOT_FINALIZER, SnapshotStore};
 use engine::{Event, FINALIZER, ResourceKey, ResourceStore, StatusStore, StoreError};
+use kube::core::object::HasStatus;
 use local::EventType;
-use local::LocalStore;
+use local::{LocalStore, StoredObject};
 
 /// `LocalStore` as the engine's `StatusStore` and `ResourceStore`.
 #[derive(Clone, Debug)]
@@ -47,6 +48,55 @@ impl StoreAdapter {
             }),
         }
     }
+
+    /// Replaces the status of the `K` named `key`.
+    async fn put_status<K>(&self, key: &ResourceKey, status: &K::Status) -> Result<(), StoreError>
+    where
+        K: StoredObject + HasStatus + Send + 'static,
+        K::Status: Clone + Send + 'static,
+    {
+        let (key, status) = (key.clone(), status.clone());
+        self.blocking(move |s| {
+            s.modify_status::<K>(&key, |current| *current = Some(status))
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Appends `events` to the events of the `K` named `key`.
+    async fn put_events<K: StoredObject>(
+        &self,
+        key: &ResourceKey,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        let events: Vec<local::Event> = events.iter().map(local_event).collect();
+        self.blocking(move |s| {
+            for e in &events {
+                s.record_event::<K>(&key, e)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Adds (`add`) or removes `finalizer` on the `K` named `key`.
+    async fn set_finalizer<K: StoredObject + Send + 'static>(
+        &self,
+        key: &ResourceKey,
+        finalizer: &'static str,
+        add: bool,
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.blocking(move |s| {
+            if add {
+                s.add_finalizer::<K>(&key, finalizer).map(|_| ())
+            } else {
+                s.remove_finalizer::<K>(&key, finalizer).map(|_| ())
+            }
+        })
+        .await
+    }
 }
 
 fn local_event(e: &Event) -> local::Event {
@@ -63,42 +113,21 @@ impl StatusStore for StoreAdapter {
         key: &ResourceKey,
         status: &FlinkDeploymentStatus,
     ) -> Result<(), StoreError> {
-        let (key, status) = (key.clone(), status.clone());
-        self.blocking(move |s| {
-            s.modify_status::<FlinkDeployment>(&key, |current| *current = Some(status))
-                .map(|_| ())
-        })
-        .await
+        self.put_status::<FlinkDeployment>(key, status).await
     }
 
     async fn record_events(&self, key: &ResourceKey, events: &[Event]) -> Result<(), StoreError> {
-        let key = key.clone();
-        let events: Vec<local::Event> = events.iter().map(local_event).collect();
-        self.blocking(move |s| {
-            for e in &events {
-                s.record_event::<FlinkDeployment>(&key, e)?;
-            }
-            Ok(())
-        })
-        .await
+        self.put_events::<FlinkDeployment>(key, events).await
     }
 
     async fn add_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.blocking(move |s| {
-            s.add_finalizer::<FlinkDeployment>(&key, FINALIZER)
-                .map(|_| ())
-        })
-        .await
+        self.set_finalizer::<FlinkDeployment>(key, FINALIZER, true)
+            .await
     }
 
     async fn finish_deletion(&self, key: &ResourceKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.blocking(move |s| {
-            s.remove_finalizer::<FlinkDeployment>(&key, FINALIZER)
-                .map(|_| ())
-        })
-        .await
+        self.set_finalizer::<FlinkDeployment>(key, FINALIZER, false)
+            .await
     }
 
     async fn create_snapshot(&self, snapshot: &FlinkStateSnapshot) -> Result<(), StoreError> {
@@ -181,12 +210,7 @@ impl SnapshotStore for StoreAdapter {
         key: &ResourceKey,
         status: &FlinkStateSnapshotStatus,
     ) -> Result<(), StoreError> {
-        let (key, status) = (key.clone(), status.clone());
-        self.blocking(move |s| {
-            s.modify_status::<FlinkStateSnapshot>(&key, |current| *current = Some(status))
-                .map(|_| ())
-        })
-        .await
+        self.put_status::<FlinkStateSnapshot>(key, status).await
     }
 
     async fn set_snapshot_labels(
@@ -204,33 +228,17 @@ impl SnapshotStore for StoreAdapter {
         key: &ResourceKey,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let key = key.clone();
-        let events: Vec<local::Event> = events.iter().map(local_event).collect();
-        self.blocking(move |s| {
-            for e in &events {
-                s.record_event::<FlinkStateSnapshot>(&key, e)?;
-            }
-            Ok(())
-        })
-        .await
+        self.put_events::<FlinkStateSnapshot>(key, events).await
     }
 
     async fn add_snapshot_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.blocking(move |s| {
-            s.add_finalizer::<FlinkStateSnapshot>(&key, SNAPSHOT_FINALIZER)
-                .map(|_| ())
-        })
-        .await
+        self.set_finalizer::<FlinkStateSnapshot>(key, SNAPSHOT_FINALIZER, true)
+            .await
     }
 
     async fn remove_snapshot_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.blocking(move |s| {
-            s.remove_finalizer::<FlinkStateSnapshot>(&key, SNAPSHOT_FINALIZER)
-                .map(|_| ())
-        })
-        .await
+        self.set_finalizer::<FlinkStateSnapshot>(key, SNAPSHOT_FINALIZER, false)
+            .await
     }
 }
 
@@ -263,12 +271,7 @@ impl SessionJobStore for StoreAdapter {
         key: &ResourceKey,
         status: &FlinkSessionJobStatus,
     ) -> Result<(), StoreError> {
-        let (key, status) = (key.clone(), status.clone());
-        self.blocking(move |s| {
-            s.modify_status::<FlinkSessionJob>(&key, |current| *current = Some(status))
-                .map(|_| ())
-        })
-        .await
+        self.put_status::<FlinkSessionJob>(key, status).await
     }
 
     async fn record_session_job_events(
@@ -276,32 +279,16 @@ impl SessionJobStore for StoreAdapter {
         key: &ResourceKey,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let key = key.clone();
-        let events: Vec<local::Event> = events.iter().map(local_event).collect();
-        self.blocking(move |s| {
-            for e in &events {
-                s.record_event::<FlinkSessionJob>(&key, e)?;
-            }
-            Ok(())
-        })
-        .await
+        self.put_events::<FlinkSessionJob>(key, events).await
     }
 
     async fn add_session_job_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.blocking(move |s| {
-            s.add_finalizer::<FlinkSessionJob>(&key, SESSION_JOB_FINALIZER)
-                .map(|_| ())
-        })
-        .await
+        self.set_finalizer::<FlinkSessionJob>(key, SESSION_JOB_FINALIZER, true)
+            .await
     }
 
     async fn remove_session_job_finalizer(&self, key: &ResourceKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.blocking(move |s| {
-            s.remove_finalizer::<FlinkSessionJob>(&key, SESSION_JOB_FINALIZER)
-                .map(|_| ())
-        })
-        .await
+        self.set_finalizer::<FlinkSessionJob>(key, SESSION_JOB_FINALIZER, false)
+            .await
     }
 }

@@ -216,6 +216,12 @@ pub fn describe(
     if let Some(error) = &status.error {
         let _ = writeln!(out, "Error:           {error}");
     }
+    write_events(&mut out, events);
+    out
+}
+
+/// The `Events:` section: the newest [`EVENTS_SHOWN`] events, oldest first.
+pub(super) fn write_events(out: &mut String, events: &[local::Event]) {
     let _ = writeln!(out, "Events:");
     if events.is_empty() {
         let _ = writeln!(out, "  (none)");
@@ -232,7 +238,6 @@ pub fn describe(
             e.time, e.reason, e.message
         );
     }
-    out
 }
 
 #[cfg(test)]

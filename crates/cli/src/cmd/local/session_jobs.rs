@@ -200,21 +200,6 @@ pub fn describe(
     if let Some(error) = &status.error {
         let _ = writeln!(out, "Error:           {error}");
     }
-    let _ = writeln!(out, "Events:");
-    if events.is_empty() {
-        let _ = writeln!(out, "  (none)");
-    }
-    let skip = events.len().saturating_sub(20);
-    for e in &events[skip..] {
-        let kind = match e.event_type {
-            local::EventType::Normal => "Normal",
-            local::EventType::Warning => "Warning",
-        };
-        let _ = writeln!(
-            out,
-            "  {}  {kind:<7}  {:<16}  {}",
-            e.time, e.reason, e.message
-        );
-    }
+    super::describe::write_events(&mut out, events);
     out
 }
