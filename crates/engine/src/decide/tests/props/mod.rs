@@ -236,8 +236,22 @@ fn run_sequence(
     (d, world)
 }
 
+/// Cases per property: `FP_CASES`, else `PROPTEST_CASES`, else 200 (the suite's usual time).
+/// `PROPTEST_RNG_SEED` fixes the seed (it is random otherwise). A long run:
+/// `FP_CASES=20000 PROPTEST_RNG_SEED=1 cargo test -p flinkpilot-engine --release props`.
+fn config() -> ProptestConfig {
+    let cases = ["FP_CASES", "PROPTEST_CASES"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok()?.trim().parse().ok())
+        .unwrap_or(200);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn invariants_hold_under_faults_and_crashes(
