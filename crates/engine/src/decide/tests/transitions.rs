@@ -133,7 +133,13 @@ fn a_deploy_in_flight_whose_jobmanager_died_keeps_its_state_when_the_spec_turns_
         &recorded.spec,
         ReconciliationState::Upgrading,
     );
-    d.status.as_mut().unwrap().job_status.as_mut().unwrap().job_id = Some(OLD_JOB.into());
+    d.status
+        .as_mut()
+        .unwrap()
+        .job_status
+        .as_mut()
+        .unwrap()
+        .job_id = Some(OLD_JOB.into());
     let mut d = with_args(d, &["--rate", "20"]);
     d.spec.job.as_mut().unwrap().upgrade_mode = Some(UpgradeMode::Stateless);
 
