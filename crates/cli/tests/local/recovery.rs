@@ -201,9 +201,11 @@ fn a_killed_taskmanager_is_replaced_and_flink_restores_the_job_from_its_checkpoi
         job_id(&d),
         "Flink restarted the job itself; the operator did not redeploy it"
     );
-    env.wait_event::<FlinkDeployment>("tm", "the restart of the TaskManager as an event", |r, m| {
-        r == "RecoverDeployment" && m.contains("TaskManagers run")
-    });
+    env.wait_event::<FlinkDeployment>(
+        "tm",
+        "the restart of the TaskManager as an event",
+        |r, m| r == "RecoverDeployment" && m.contains("TaskManagers run"),
+    );
     assert_eq!(env.jobmanagers("tm"), 1);
 }
 
@@ -394,7 +396,9 @@ fn an_upgrade_whose_job_crashes_at_start_is_rolled_back_to_the_last_stable_spec(
         "rb",
         "a Rollback event saying why and from which snapshot",
         |r, m| {
-            r == "Rollback" && m.contains("did not become stable within 10s") && m.contains(&restored)
+            r == "Rollback"
+                && m.contains("did not become stable within 10s")
+                && m.contains(&restored)
         },
     );
     assert_eq!(env.jobmanagers("rb"), 1);
