@@ -201,12 +201,10 @@ fn a_killed_taskmanager_is_replaced_and_flink_restores_the_job_from_its_checkpoi
         job_id(&d),
         "Flink restarted the job itself; the operator did not redeploy it"
     );
-    assert!(
-        events(&env, "tm")
-            .iter()
-            .any(|(r, m)| r == "RecoverDeployment" && m.contains("TaskManagers run")),
-        "the restart of the TaskManager is an event: {:?}",
-        events(&env, "tm")
+    env.wait_event::<FlinkDeployment>(
+        "tm",
+        "the restart of the TaskManager as an event",
+        |r, m| r == "RecoverDeployment" && m.contains("TaskManagers run"),
     );
     assert_eq!(env.jobmanagers("tm"), 1);
 }
@@ -251,12 +249,10 @@ fn a_killed_jobmanager_is_recovered_from_the_latest_checkpoint() {
         1,
         "exactly one JobManager afterwards"
     );
-    let events = events(&env, "jm");
-    assert!(
-        events
-            .iter()
-            .any(|(r, m)| r == "RecoverDeployment" && m.contains(&restored)),
-        "the recovery names the checkpoint it used: {events:?}"
+    env.wait_event::<FlinkDeployment>(
+        "jm",
+        "a RecoverDeployment event naming the checkpoint it used",
+        |r, m| r == "RecoverDeployment" && m.contains(&restored),
     );
 }
 
@@ -329,12 +325,10 @@ fn a_failed_job_stays_failed_with_its_cause_until_restart_failed_redeploys_it_fr
         start,
         written_at(&restored),
     );
-    let events = events(&env, "fail");
-    assert!(
-        events
-            .iter()
-            .any(|(r, m)| r == "RestartFailedJob" && m.contains(&restored)),
-        "the restart says why and from which checkpoint: {events:?}"
+    env.wait_event::<FlinkDeployment>(
+        "fail",
+        "a RestartFailedJob event naming the checkpoint",
+        |r, m| r == "RestartFailedJob" && m.contains(&restored),
     );
     assert_eq!(env.jobmanagers("fail"), 1, "one cluster");
 }
@@ -398,12 +392,14 @@ fn an_upgrade_whose_job_crashes_at_start_is_rolled_back_to_the_last_stable_spec(
              ({before:?} → {after:?})"
         );
     }
-    let events = events(&env, "rb");
-    assert!(
-        events.iter().any(|(r, m)| r == "Rollback"
-            && m.contains("did not become stable within 10s")
-            && m.contains(&restored)),
-        "the rollback says why and from which snapshot: {events:?}"
+    env.wait_event::<FlinkDeployment>(
+        "rb",
+        "a Rollback event saying why and from which snapshot",
+        |r, m| {
+            r == "Rollback"
+                && m.contains("did not become stable within 10s")
+                && m.contains(&restored)
+        },
     );
     assert_eq!(env.jobmanagers("rb"), 1);
 }
@@ -445,13 +441,15 @@ fn a_job_restarting_too_often_is_restarted_by_the_health_check_from_its_newest_c
         restored.contains(&format!("/{sick_job}/chk-")),
         "restarted from the unhealthy job's newest checkpoint: {restored}"
     );
-    let events = events(&env, "health");
-    assert!(
-        events.iter().any(|(r, m)| r == "RestartUnhealthyJob"
-            && m.contains("restarted")
-            && m.contains("times within 2m")
-            && m.contains(&restored)),
-        "the restart says why and from which checkpoint: {events:?}"
+    env.wait_event::<FlinkDeployment>(
+        "health",
+        "a RestartUnhealthyJob event saying why and from which checkpoint",
+        |r, m| {
+            r == "RestartUnhealthyJob"
+                && m.contains("restarted")
+                && m.contains("times within 2m")
+                && m.contains(&restored)
+        },
     );
     let info = d
         .status

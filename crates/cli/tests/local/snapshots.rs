@@ -20,14 +20,14 @@ const KEYS: u64 = 4;
 /// The nonces set by the nonce check, kept in later manifests so they take nothing new.
 const NONCES: &str = "    savepointTriggerNonce: 7\n    checkpointTriggerNonce: 7\n";
 
-/// Periodic savepoints every 2 s, at most 2 kept, their files disposed with the resource.
+/// Periodic savepoints every 2 s, at most 2 kept (their files disposed with the resource by
+/// default).
 fn snapshot_manifest(env: &Env, rate: u32, extra_job: &str) -> String {
     manifest(env, NAME, "savepoint", rate, extra_job).replace(
         "    taskmanager.numberOfTaskSlots: \"2\"\n",
         "    taskmanager.numberOfTaskSlots: \"2\"\n\
          \x20   kubernetes.operator.periodic.savepoint.interval: 2s\n\
-         \x20   kubernetes.operator.savepoint.history.max.count: \"2\"\n\
-         \x20   kubernetes.operator.savepoint.dispose-on-delete: \"true\"\n",
+         \x20   kubernetes.operator.savepoint.history.max.count: \"2\"\n",
     )
 }
 
@@ -351,14 +351,9 @@ fn snapshot_resources_manual_nonces_periodic_retention_and_failures_on_one_deplo
     );
     let error = status.error.unwrap_or_default();
     assert!(!error.is_empty(), "the cause is in the status");
-    let events = env
-        .store
-        .events::<FlinkStateSnapshot>(&engine::ResourceKey::new("default", "unwritable"))
-        .expect("events");
-    assert!(
-        events.iter().any(|e| e.reason == "SavepointError"),
-        "a SavepointError event: {events:?}"
-    );
+    env.wait_event::<FlinkStateSnapshot>("unwritable", "a SavepointError event", |r, _| {
+        r == "SavepointError"
+    });
     let d = env.get(NAME).expect(NAME);
     assert_eq!(
         job_state(&d),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use api::{FlinkDeployment, FlinkJobState, ResourceLifecycleState};
 use engine::ResourceKey;
-use local::{LocalStore, StateDir};
+use local::{LocalStore, StateDir, StoredObject};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use testkit::{CounterOutput, FlinkDist, TestJob, wait_until};
@@ -181,6 +181,34 @@ impl Env {
                 && job_state(d) == Some(FlinkJobState::Running)
                 && d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
         })
+    }
+
+    /// Waits until one of the events of the `K` named `name` satisfies `cond(reason, message)`,
+    /// and returns them all as `(reason, message)`. `act` records events after it writes the
+    /// status, so a status just seen may not have its event yet.
+    pub fn wait_event<K: StoredObject>(
+        &self,
+        name: &str,
+        what: &str,
+        mut cond: impl FnMut(&str, &str) -> bool,
+    ) -> Vec<(String, String)> {
+        let key = ResourceKey::new("default", name);
+        let mut events = Vec::new();
+        let deadline = std::time::Instant::now() + START;
+        while std::time::Instant::now() < deadline {
+            events = self
+                .store
+                .events::<K>(&key)
+                .expect("read events")
+                .into_iter()
+                .map(|e| (e.reason, e.message))
+                .collect();
+            if events.iter().any(|(r, m)| cond(r, m)) {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out after {START:?} waiting for {what}; events of {name}: {events:#?}")
     }
 
     pub fn controller_output(&self) -> String {

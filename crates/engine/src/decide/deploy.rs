@@ -5,7 +5,9 @@
 use api::reconciled::ReconciledSpec;
 use api::{FlinkDeploymentSpec, ReconciliationState};
 
-use super::{Cx, is_first_deployment, is_suspended, running_copy, upgrade_mode};
+use super::{
+    Cx, is_first_deployment, is_suspended, running_copy, state_keeping_mode, upgrade_mode,
+};
 use crate::action::{Action, Event, EventReason};
 use crate::observation::{ClusterObservation, JobObservation};
 use crate::plan_builder::{self, PlanInput};
@@ -102,9 +104,12 @@ pub(super) fn in_flight(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeployment
             ClusterObservation::Failed { .. } => {
                 // A deploy whose JobManager died, replaced by a new spec: remove it first,
                 // after recording the newest state of its job (it may have run and completed
-                // checkpoints before it died; else it is the state it started from).
+                // checkpoints before it died; else it is the state it started from). That job
+                // runs in the recorded mode: a new spec saying stateless does not drop it.
                 if cx.validate() {
-                    match super::recovery::newest_state(cx, upgrade_mode(cx.desired), true) {
+                    let mode =
+                        state_keeping_mode(upgrade_mode(&target.spec), upgrade_mode(cx.desired));
+                    match super::recovery::newest_state(cx, mode, true) {
                         Ok(Some(state)) => cx.set_restore_path(Some(state.path)),
                         Ok(None) => {}
                         Err(e) => {

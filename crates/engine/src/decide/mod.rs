@@ -177,8 +177,13 @@ pub fn observe_needs(resource: &FlinkDeployment, settings: &Settings) -> Observe
         checkpoint_dir: plan_builder::checkpoint_dir(&key, running_spec, settings),
         job_progress: job.job_id.is_some()
             && options::flag(&resource.spec, settings, options::HEALTH_CHECK, false),
+        // The recorded spec counts too: a deploy in flight in a stateful mode keeps its job's
+        // state even when the spec has since changed to stateless (`deploy::in_flight`).
         recovery_state: job.job_id.is_some()
-            && upgrade_mode(&resource.spec) != UpgradeMode::Stateless,
+            && state_keeping_mode(
+                target.as_ref().map_or(UpgradeMode::Stateless, upgrade_mode),
+                upgrade_mode(&resource.spec),
+            ) != UpgradeMode::Stateless,
         session_cluster: running_spec.job.is_none(),
     }
 }
@@ -465,6 +470,18 @@ pub(crate) fn upgrade_mode(spec: &FlinkDeploymentSpec) -> UpgradeMode {
         .as_ref()
         .map(api::JobSpec::upgrade_mode)
         .unwrap_or_default()
+}
+
+/// The mode that decides whether a job's state is kept when a step recorded in `recorded` mode
+/// is still in flight and the user has since chosen `desired`: stateless only when both are
+/// (the job that runs was started in the recorded mode, and its state is not the new spec's
+/// to drop).
+pub(crate) fn state_keeping_mode(recorded: UpgradeMode, desired: UpgradeMode) -> UpgradeMode {
+    if recorded == UpgradeMode::Stateless {
+        desired
+    } else {
+        recorded
+    }
 }
 
 /// Whether the recorded spec was that of a first deployment that never ran.

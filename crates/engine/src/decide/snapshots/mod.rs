@@ -31,8 +31,9 @@ pub(crate) use checkpoints::CHECKPOINT_FAILED;
 
 /// Operator option: record snapshots as `FlinkStateSnapshot` resources (default `true`).
 pub const SNAPSHOT_RESOURCE_ENABLED: &str = "kubernetes.operator.snapshot.resource.enabled";
-/// Operator option: generated savepoint resources dispose their files when deleted (default
-/// `false`, as in the Apache operator).
+/// Operator option: generated savepoint resources dispose their files when deleted. Default
+/// `true` here (the Apache operator's is `false`): retention that deleted only the records
+/// would leave every periodic savepoint on storage for good.
 pub const DISPOSE_ON_DELETE: &str = "kubernetes.operator.savepoint.dispose-on-delete";
 
 /// Folds what was observed about snapshots: the legacy checkpoint trigger, and resources that
@@ -302,7 +303,7 @@ fn create(cx: &mut Cx<'_>, kind: SnapshotKind, trigger: SnapshotTriggerType, at:
         at_ms: at,
         path,
         format,
-        dispose_on_delete: cx.operator_flag(DISPOSE_ON_DELETE),
+        dispose_on_delete: cx.option_bool(DISPOSE_ON_DELETE, true),
     };
     let resource = generated.resource(cx.resource);
     cx.act(Action::CreateSnapshotResource(Box::new(resource)));

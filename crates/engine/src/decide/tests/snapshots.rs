@@ -380,6 +380,65 @@ fn retention_never_deletes_a_restore_point_a_manual_snapshot_or_one_being_taken(
     assert_eq!(gone, vec![NOW - 3_000]);
 }
 
+/// What the snapshot reconciler does with `s` once retention deleted it (completed at `path`).
+fn after_retention_deleted(
+    s: &FlinkStateSnapshot,
+    d: &FlinkDeployment,
+    path: &str,
+) -> Vec<snapshot::SnapshotAction> {
+    let mut s = s.clone();
+    s.status = Some(FlinkStateSnapshotStatus {
+        state: Some(FlinkStateSnapshotState::Completed),
+        path: Some(path.to_string()),
+        ..Default::default()
+    });
+    s.metadata.deletion_timestamp =
+        serde_json::from_value(serde_json::json!("2027-01-01T00:00:00Z")).ok();
+    snapshot::decide_snapshot(snapshot::SnapshotInput {
+        snapshot: &s,
+        target: Some(d),
+        observed: &snapshot::SnapshotObserved {
+            exists: Some(true),
+            cluster_running: true,
+            trigger: None,
+        },
+        settings: &settings(),
+        now_ms: NOW,
+        fresh_trigger_id: TRIGGER,
+    })
+    .actions
+}
+
+#[test]
+fn generated_savepoints_dispose_their_files_when_retention_deletes_them_unless_turned_off() {
+    let path = "file:/fp/savepoints/savepoint-periodic";
+    let d = periodic("2s", NOW - 5_000);
+    let new = created(&run(&d, &running()));
+    let sp = new[0].spec.savepoint.clone().unwrap();
+    assert_eq!(sp.dispose_on_delete, Some(true), "our default");
+    assert_eq!(
+        after_retention_deleted(&new[0], &d, path),
+        vec![
+            snapshot::SnapshotAction::Dispose {
+                path: path.into(),
+                via_flink: true
+            },
+            snapshot::SnapshotAction::FinishDeletion
+        ]
+    );
+
+    // `kubernetes.operator.savepoint.dispose-on-delete: false` keeps the files, as in the
+    // Apache operator
+    let d = d.with_config("kubernetes.operator.savepoint.dispose-on-delete", "false");
+    let new = created(&run(&d, &running()));
+    let sp = new[0].spec.savepoint.clone().unwrap();
+    assert_eq!(sp.dispose_on_delete, Some(false));
+    assert_eq!(
+        after_retention_deleted(&new[0], &d, path),
+        vec![snapshot::SnapshotAction::FinishDeletion]
+    );
+}
+
 #[test]
 fn retention_deletes_resources_of_a_running_deployment_except_what_it_restores_from() {
     let restore = format!("file:/fp/savepoints/savepoint-{}", NOW - 4_000);

@@ -77,6 +77,11 @@ fn savepoint_upgrade_waits_for_the_stop_then_deletes_then_deploys_from_the_savep
             );
             assert_eq!(sp.already_exists, Some(true));
             assert_eq!(
+                sp.dispose_on_delete,
+                Some(true),
+                "retention deleting it disposes its files too"
+            );
+            assert_eq!(
                 crate::snapshot::trigger_type(s),
                 api::SnapshotTriggerType::Upgrade
             );

@@ -123,6 +123,50 @@ fn deploy_in_flight_after_a_crash_deploys_the_recorded_plan_again() {
 }
 
 #[test]
+fn a_deploy_in_flight_whose_jobmanager_died_keeps_its_state_when_the_spec_turns_stateless() {
+    // A savepoint-mode deploy of job OLD_JOB from a savepoint is recorded and in flight; the
+    // job ran and completed checkpoint 3, then its JobManager died. Meanwhile the user changed
+    // the spec, now in stateless mode.
+    let recorded = app(UpgradeMode::Savepoint);
+    let mut d = with_target(
+        set_path(recorded.clone(), Some("file:/fp/savepoints/savepoint-1")),
+        &recorded.spec,
+        ReconciliationState::Upgrading,
+    );
+    d.status
+        .as_mut()
+        .unwrap()
+        .job_status
+        .as_mut()
+        .unwrap()
+        .job_id = Some(OLD_JOB.into());
+    let mut d = with_args(d, &["--rate", "20"]);
+    d.spec.job.as_mut().unwrap().upgrade_mode = Some(UpgradeMode::Stateless);
+
+    // observe is asked for the job's newest state although the new spec is stateless …
+    assert!(observe_needs(&d, &settings()).recovery_state);
+    let cp = checkpoint(3, Some(true));
+    let mut obs = absent();
+    obs.cluster = ClusterObservation::Failed {
+        plan_hash: Some("old".into()),
+        reason: "exited with code 137".into(),
+        log_tail: None,
+    };
+    obs.latest_checkpoint = Some(cp.clone());
+    obs.progress.checkpoint_lookup_complete = true;
+    // … and records it before the cluster is deleted: the job ran in savepoint mode
+    let removed = run(&d, &obs);
+    assert_eq!(removed.actions, vec![Action::DeleteCluster]);
+    assert_eq!(path_of(&removed), Some(cp.path.clone()));
+    // the new spec is deployed from it
+    let d = acted(&d, &removed);
+    let deployed = run(&d, &absent());
+    let job = deploy_plan(&deployed).job.clone().unwrap();
+    assert_eq!(job.args, ["--rate", "20"]);
+    assert_eq!(job.restore.unwrap().path, cp.path);
+}
+
+#[test]
 fn deploy_outcome_marks_the_spec_deployed_and_the_jobmanager_deploying() {
     let d = app(UpgradeMode::Savepoint);
     let decision = run(&d, &absent());

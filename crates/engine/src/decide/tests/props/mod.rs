@@ -124,6 +124,7 @@ fn pass(d: &mut FlinkDeployment, world: &mut World, fault: Fault, now: i64, ids:
     });
     check_pass(d, &decision, before_state);
     d.status = Some(decision.status.clone());
+    world.persisted(&decision.status);
     if matches!(fault, Fault::CrashAfterStatusWrite) {
         return;
     }
@@ -138,6 +139,7 @@ fn pass(d: &mut FlinkDeployment, world: &mut World, fault: Fault, now: i64, ids:
     if matches!(fault, Fault::CrashBeforeOutcome) {
         return;
     }
+    world.persisted(&status);
     d.status = Some(status);
 }
 
@@ -236,8 +238,22 @@ fn run_sequence(
     (d, world)
 }
 
+/// Cases per property: `FP_CASES`, else `PROPTEST_CASES`, else 200 (the suite's usual time).
+/// `PROPTEST_RNG_SEED` fixes the seed (it is random otherwise). A long run:
+/// `FP_CASES=20000 PROPTEST_RNG_SEED=1 cargo test -p flinkpilot-engine --release props`.
+fn config() -> ProptestConfig {
+    let cases = ["FP_CASES", "PROPTEST_CASES"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok()?.trim().parse().ok())
+        .unwrap_or(200);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn invariants_hold_under_faults_and_crashes(
@@ -271,4 +287,31 @@ proptest! {
             "{:?}", status.error
         );
     }
+}
+
+/// The simulator itself: a stateless resume, once recorded, drops the suspend savepoint on
+/// purpose. Turning the spec stateful again before that deploy happened deploys the new spec
+/// with empty state — what the user chose, not lost state (the simulator used to expect the
+/// suspend savepoint there).
+#[test]
+fn a_recorded_stateless_resume_owes_the_suspend_savepoint_nothing() {
+    use Fault::CrashAfterStatusWrite as Crash;
+    let ok = Fault::None;
+    let mut steps = vec![(Op::Nothing, ok); 6];
+    steps.push((Op::Suspend, ok)); // stop with a savepoint, recorded
+    steps.extend(vec![(Op::Nothing, ok); 8]);
+    steps.push((Op::SetMode(UpgradeMode::Stateless), ok));
+    steps.push((Op::Resume, Crash)); // stateless deploy recorded, not done
+    steps.push((Op::SetMode(UpgradeMode::Savepoint), Crash));
+    steps.push((Op::ChangeArgs(2), ok)); // the new spec is deployed instead, empty
+    let (d, world) = run_sequence(UpgradeMode::Savepoint, &steps, true);
+    let status = d.status.unwrap();
+    assert_eq!(
+        status.job_status.and_then(|j| j.upgrade_savepoint_path),
+        None
+    );
+    assert_eq!(
+        world.cluster.map(|c| c.job.state),
+        Some(FlinkJobState::Running)
+    );
 }

@@ -206,6 +206,28 @@ impl World {
             })
     }
 
+    /// The controller persisted `status`. A deploy recorded in stateless mode with no state to
+    /// restore (a stateless resume or upgrade) drops the previous stop's state on purpose, and
+    /// durably: a deploy that follows owes it nothing, even if the spec has since turned
+    /// stateful again (the state is no longer recorded anywhere).
+    pub(super) fn persisted(&mut self, status: &api::FlinkDeploymentStatus) {
+        let upgrading = status
+            .reconciliation_status
+            .as_ref()
+            .is_some_and(|r| r.state() == api::ReconciliationState::Upgrading);
+        let stateless_deploy = target_spec(status).is_some_and(|t| {
+            !super::super::is_suspended(&t)
+                && super::super::upgrade_mode(&t) == UpgradeMode::Stateless
+        });
+        let restore = status
+            .job_status
+            .as_ref()
+            .and_then(|j| j.upgrade_savepoint_path.as_ref());
+        if upgrading && stateless_deploy && restore.is_none() {
+            self.last_stop = Some(Stop::Stateless);
+        }
+    }
+
     pub(super) fn execute(
         &mut self,
         action: &Action,
