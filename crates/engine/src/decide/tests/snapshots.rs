@@ -405,6 +405,7 @@ fn after_retention_deleted(
         settings: &settings(),
         now_ms: NOW,
         fresh_trigger_id: TRIGGER,
+        session_jobs: false,
     })
     .actions
 }
