@@ -11,21 +11,13 @@ use api::{
 /// resource is being deleted: the Apache operator then reports `DELETING` (its controller sets
 /// it during cleanup, and the getter returns it before anything else).
 pub fn lifecycle_state(status: &FlinkDeploymentStatus, deleting: bool) -> ResourceLifecycleState {
-    let recon = status.reconciliation_status.clone().unwrap_or_default();
-    // An unreadable stored spec reads as "not suspended", like a spec without a job.
-    let suspended = recon
-        .last_reconciled::<FlinkDeploymentSpec>()
-        .ok()
-        .flatten()
-        .and_then(|r| r.spec.job)
-        .is_some_and(|job| job.state() == JobState::Suspended);
     let job_state = status.job_status.as_ref().and_then(|j| j.state);
-    derive(
-        &recon,
+    from_status::<FlinkDeploymentSpec>(
+        status.reconciliation_status.as_ref(),
         status.error.as_deref(),
         job_state,
-        suspended,
         deleting,
+        |spec| spec.job,
     )
 }
 
@@ -34,21 +26,34 @@ pub fn session_job_lifecycle_state(
     status: &FlinkSessionJobStatus,
     deleting: bool,
 ) -> ResourceLifecycleState {
-    let recon = status.reconciliation_status.clone().unwrap_or_default();
-    let suspended = recon
-        .last_reconciled::<FlinkSessionJobSpec>()
-        .ok()
-        .flatten()
-        .and_then(|r| r.spec.job)
-        .is_some_and(|job| job.state() == JobState::Suspended);
     let job_state = status.job_status.as_ref().and_then(|j| j.state);
-    derive(
-        &recon,
+    from_status::<FlinkSessionJobSpec>(
+        status.reconciliation_status.as_ref(),
         status.error.as_deref(),
         job_state,
-        suspended,
         deleting,
+        |spec| spec.job,
     )
+}
+
+/// Derives the state from the parts every kind's status has; `job` finds the job in the
+/// last reconciled spec (suspended or not).
+fn from_status<S: api::reconciled::StoredSpec>(
+    recon: Option<&ReconciliationStatus>,
+    error: Option<&str>,
+    job_state: Option<FlinkJobState>,
+    deleting: bool,
+    job: impl FnOnce(S) -> Option<api::JobSpec>,
+) -> ResourceLifecycleState {
+    let recon = recon.cloned().unwrap_or_default();
+    // An unreadable stored spec reads as "not suspended", like a spec without a job.
+    let suspended = recon
+        .last_reconciled::<S>()
+        .ok()
+        .flatten()
+        .and_then(|r| job(r.spec))
+        .is_some_and(|job| job.state() == JobState::Suspended);
+    derive(&recon, error, job_state, suspended, deleting)
 }
 
 fn derive(

@@ -86,20 +86,7 @@ fn spec_summary(out: &mut String, spec: &FlinkDeploymentSpec) {
         v(spec.flink_version.map(|f| f.to_string()))
     );
     if let Some(job) = &spec.job {
-        let _ = writeln!(out, "Job:");
-        let _ = writeln!(out, "  Jar:           {}", v(job.jar_uri.clone()));
-        if let Some(entry) = &job.entry_class {
-            let _ = writeln!(out, "  Entry class:   {entry}");
-        }
-        if !job.args().is_empty() {
-            let _ = writeln!(out, "  Args:          {}", job.args().join(" "));
-        }
-        let _ = writeln!(out, "  Parallelism:   {}", job.parallelism());
-        let _ = writeln!(out, "  Upgrade mode:  {}", job.upgrade_mode());
-        let _ = writeln!(out, "  State:         {}", job.state());
-        if let Some(p) = &job.initial_savepoint_path {
-            let _ = writeln!(out, "  Initial savepoint: {p}");
-        }
+        write_job(out, job);
     }
     let tms = engine::plan_builder::taskmanager_count(spec);
     let _ = writeln!(out, "TaskManagers:    {tms}");
@@ -218,6 +205,25 @@ pub fn describe(
     }
     write_events(&mut out, events);
     out
+}
+
+/// The `Job:` section of a spec.
+pub(super) fn write_job(out: &mut String, job: &api::JobSpec) {
+    let _ = writeln!(out, "Job:");
+    let jar = job.jar_uri.as_deref().unwrap_or("-");
+    let _ = writeln!(out, "  Jar:           {jar}");
+    if let Some(entry) = &job.entry_class {
+        let _ = writeln!(out, "  Entry class:   {entry}");
+    }
+    if !job.args().is_empty() {
+        let _ = writeln!(out, "  Args:          {}", job.args().join(" "));
+    }
+    let _ = writeln!(out, "  Parallelism:   {}", job.parallelism());
+    let _ = writeln!(out, "  Upgrade mode:  {}", job.upgrade_mode());
+    let _ = writeln!(out, "  State:         {}", job.state());
+    if let Some(p) = &job.initial_savepoint_path {
+        let _ = writeln!(out, "  Initial savepoint: {p}");
+    }
 }
 
 /// The `Events:` section: the newest [`EVENTS_SHOWN`] events, oldest first.

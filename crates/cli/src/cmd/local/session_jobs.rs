@@ -143,18 +143,8 @@ pub fn describe(
     if j.metadata.deletion_timestamp.is_some() {
         let _ = writeln!(out, "Deletion:        requested");
     }
-    if let Some(spec) = &j.spec.job {
-        let _ = writeln!(out, "Job:");
-        let _ = writeln!(out, "  Jar:           {}", dash(spec.jar_uri.clone()));
-        if let Some(entry) = &spec.entry_class {
-            let _ = writeln!(out, "  Entry class:   {entry}");
-        }
-        if !spec.args().is_empty() {
-            let _ = writeln!(out, "  Args:          {}", spec.args().join(" "));
-        }
-        let _ = writeln!(out, "  Parallelism:   {}", spec.parallelism());
-        let _ = writeln!(out, "  Upgrade mode:  {}", spec.upgrade_mode());
-        let _ = writeln!(out, "  State:         {}", spec.state());
+    if let Some(job) = &j.spec.job {
+        super::describe::write_job(&mut out, job);
     }
     for (k, v) in j.spec.flink_config().flatten() {
         let shown = if is_sensitive_key(&k) {
