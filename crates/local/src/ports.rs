@@ -69,7 +69,23 @@ mod tests {
         assert_ne!(ports.rest, ports.blob);
         for port in [ports.rest, ports.rpc, ports.blob] {
             assert!(port >= LOWEST, "{port}");
-            TcpListener::bind(("127.0.0.1", port)).unwrap();
+            assert_bindable(port);
+        }
+    }
+
+    /// Binds `port`, polling for a while: a process another test spawns at the moment
+    /// `pick` still holds its listeners inherits them until it execs, so the port can stay
+    /// taken for a moment after `pick` returns.
+    fn assert_bindable(port: u16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(_) => return,
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    panic!("port {port} picked as free stayed taken: {e}")
+                }
+                Err(_) => std::thread::yield_now(),
+            }
         }
     }
 }
