@@ -7,6 +7,7 @@
 //! Submitting ──(job found under the recorded id)──▶ Running (DEPLOYED; STABLE once RUNNING)
 //! Running ──(spec change / suspend: target = desired suspended, UPGRADING)──▶ Stopping
 //! Stopping ──(savepoint | last-state checkpoint | stateless, job ended)──▶ Suspended or Submitting
+//! Running ──(job FAILED / lost by its cluster: newest state + next job id recorded)──▶ Submitting
 //! ```
 //!
 //! The job id is derived from the resource's uid and generation ([`job_id_for`]) and recorded
