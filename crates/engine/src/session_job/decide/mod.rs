@@ -306,8 +306,21 @@ fn steady(cx: &mut Cx<'_>, recover: bool) {
         }
         return;
     }
+    // A job seen ending for good is not resubmitted when Flink forgets it (its job store
+    // expires finished jobs, a restarted JobManager knows none).
+    let ended = cx
+        .status
+        .job_status
+        .as_ref()
+        .and_then(|j| j.state)
+        .is_some_and(|s| {
+            matches!(
+                s,
+                FlinkJobState::Finished | FlinkJobState::Canceled | FlinkJobState::Failed
+            )
+        });
     match (&cx.obs.job, &cx.obs.cluster) {
-        (JobObservation::NotFound, ClusterObservation::Running { .. }) => {
+        (JobObservation::NotFound, ClusterObservation::Running { .. }) if !ended => {
             recover::lost(cx, recover);
         }
         // The session cluster is gone or restarting: say so while waiting for it.

@@ -300,3 +300,23 @@ fn resubmissions_of_one_generation_get_new_derived_ids() {
     );
     assert_eq!(next_job_id("uid-1", 3, None), first);
 }
+
+#[test]
+fn a_job_seen_ending_for_good_is_not_resubmitted_when_flink_forgets_it() {
+    let s = session(true);
+    for end in [
+        FlinkJobState::Finished,
+        FlinkJobState::Canceled,
+        FlinkJobState::Failed,
+    ] {
+        let j = running_job(UpgradeMode::Stateless);
+        let id = job_id(&j);
+        let ended = after(j.clone(), &decide(&j, Some(&s), &obs(found(&id, end))));
+        let forgotten = decide(&ended, Some(&s), &lost_obs(None));
+        assert!(
+            forgotten.actions.is_empty(),
+            "{end:?}: {:?}",
+            forgotten.actions
+        );
+    }
+}
