@@ -98,7 +98,7 @@ fn wait_counts(env: &Env, name: &str, per_key: u64) {
 
 /// State was restored, not reset: per key, the first count after `resumed_at` continues
 /// from a snapshot written at `snapshot_at` (epoch ms) or later, and never from before it.
-fn assert_restored(
+pub(crate) fn assert_restored(
     out: &CounterOutput,
     what: &str,
     fault_at: u64,
@@ -140,7 +140,7 @@ fn upgrade_savepoint_path(d: &FlinkDeployment) -> Option<String> {
 }
 
 /// When the snapshot at `uri` was written (its `_metadata`), epoch milliseconds.
-fn written_at(uri: &str) -> u64 {
+pub(crate) fn written_at(uri: &str) -> u64 {
     let path = PathBuf::from(
         uri.trim_start_matches("file://")
             .trim_start_matches("file:"),
@@ -158,7 +158,7 @@ fn written_at(uri: &str) -> u64 {
     .unwrap_or(u64::MAX)
 }
 
-fn kill9(pid: i32) {
+pub(crate) fn kill9(pid: i32) {
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the Flink process");
 }
 

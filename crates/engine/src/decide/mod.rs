@@ -24,7 +24,7 @@ pub mod health;
 mod observe_status;
 pub mod options;
 mod outcome;
-mod recovery;
+pub(crate) mod recovery;
 mod rollback;
 mod session;
 pub(crate) mod snapshots;

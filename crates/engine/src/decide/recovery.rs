@@ -15,12 +15,14 @@
 
 use api::UpgradeMode;
 use api::reconciled::ReconciledSpec;
-use api::{FlinkDeploymentSpec, FlinkJobState, JobManagerDeploymentStatus, ReconciliationState};
+use api::{
+    FlinkDeploymentSpec, FlinkJobState, JobManagerDeploymentStatus, JobStatus, ReconciliationState,
+};
 
 use super::options::{RESTART_FAILED, ROLLBACK};
 use super::{Cx, deploy, health, rollback, upgrade_mode};
 use crate::action::{Action, Event, EventReason};
-use crate::observation::{CheckpointRef, ClusterObservation};
+use crate::observation::{CheckpointRef, ClusterObservation, Observation};
 use crate::plan_builder;
 
 /// Prefix of `status.error` when a recovery cannot prove where the job's state is.
@@ -50,16 +52,27 @@ pub(crate) fn newest_state(
     mode: UpgradeMode,
     include_start: bool,
 ) -> Result<Option<State>, String> {
+    newest_state_of(cx.obs, cx.status.job_status.as_ref(), mode, include_start)
+}
+
+/// [`newest_state`] of the job recorded in `job` (`status.jobStatus`), with `obs` observed:
+/// shared by deployments and session jobs.
+pub(crate) fn newest_state_of(
+    obs: &Observation,
+    job: Option<&JobStatus>,
+    mode: UpgradeMode,
+    include_start: bool,
+) -> Result<Option<State>, String> {
     if mode == UpgradeMode::Stateless {
         return Ok(None);
     }
-    let job = cx.job_id().unwrap_or_default();
-    let checkpoint = cx
-        .obs
+    let restore = job.and_then(|j| j.upgrade_savepoint_path.clone());
+    let savepoint = job.and_then(savepoint_of_this_job);
+    let job = job.and_then(|j| j.job_id.clone()).unwrap_or_default();
+    let checkpoint = obs
         .latest_checkpoint
         .clone()
         .filter(|c| c.on_storage != Some(false));
-    let savepoint = savepoint_of_this_job(cx);
     let as_checkpoint = |c: &CheckpointRef| State {
         path: c.path.clone(),
         what: format!("checkpoint {} ({}), the newest of job {job}", c.id, c.path),
@@ -81,14 +94,14 @@ pub(crate) fn newest_state(
         }
         (Some(c), None) => Ok(Some(as_checkpoint(c))),
         (None, Some(s)) => Ok(Some(as_savepoint(s))),
-        (None, None) if !cx.obs.progress.checkpoint_lookup_complete => Err(format!(
+        (None, None) if !obs.progress.checkpoint_lookup_complete => Err(format!(
             "the checkpoints of job {job} cannot be listed from here (the JobManager is not \
              answering and the storage is not reachable), so its newest state cannot be proven"
         )),
         (None, None) if !include_start => Err(format!(
             "job {job} completed no checkpoint and took no savepoint"
         )),
-        (None, None) => Ok(cx.restore_path().map(|path| State {
+        (None, None) => Ok(restore.map(|path| State {
             what: format!(
                 "{path}, the state job {job} started from (it completed no checkpoint since)"
             ),
@@ -97,15 +110,14 @@ pub(crate) fn newest_state(
     }
 }
 
-/// `lastSavepoint` when it was taken while the current job ran: (location, time).
-fn savepoint_of_this_job(cx: &Cx<'_>) -> Option<(String, i64)> {
-    let js = cx.status.job_status.as_ref()?;
+/// `lastSavepoint` when it was taken while the job recorded in `js` ran: (location, time).
+fn savepoint_of_this_job(js: &JobStatus) -> Option<(String, i64)> {
     let start: i64 = js.start_time.as_deref()?.parse().ok()?;
     let last = js.savepoint_info.as_ref()?.last_savepoint.as_ref()?;
     let time = last.time_stamp?;
     let location = last.location.clone()?;
     // A snapshot this job was restored from is not newer than the job.
-    (start > 0 && time >= start && cx.restore_path().as_deref() != Some(location.as_str()))
+    (start > 0 && time >= start && js.upgrade_savepoint_path.as_deref() != Some(location.as_str()))
         .then_some((location, time))
 }
 
@@ -115,7 +127,12 @@ pub(crate) fn checkpoint_is_newer(cx: &Cx<'_>, c: &CheckpointRef, recorded: &str
     if let Some(id) = super::upgrade::checkpoint_id(recorded) {
         return c.id > id;
     }
-    match savepoint_of_this_job(cx) {
+    match cx
+        .status
+        .job_status
+        .as_ref()
+        .and_then(savepoint_of_this_job)
+    {
         Some((path, time)) if path == recorded && c.timestamp_ms > 0 => c.timestamp_ms >= time,
         _ => true,
     }
@@ -185,7 +202,7 @@ pub(super) fn check(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec
 /// Why the JobManager counts as lost: the cluster is gone, or its JobManager exited after it
 /// had been up (one that never came up is a failed deploy, not a loss), or a recovery of it
 /// was refused before and is tried again.
-fn jobmanager_lost(cx: &Cx<'_>) -> Option<String> {
+pub(super) fn jobmanager_lost(cx: &Cx<'_>) -> Option<String> {
     use JobManagerDeploymentStatus as Jm;
     let before = cx.resource.status.as_ref();
     let previous = before.and_then(|s| s.job_manager_deployment_status);
@@ -206,7 +223,7 @@ fn jobmanager_lost(cx: &Cx<'_>) -> Option<String> {
 }
 
 /// Whether the loss was seen before (so it is not reported again).
-fn loss_reported(cx: &Cx<'_>) -> bool {
+pub(super) fn loss_reported(cx: &Cx<'_>) -> bool {
     use JobManagerDeploymentStatus as Jm;
     cx.resource
         .status

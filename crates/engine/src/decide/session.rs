@@ -21,7 +21,8 @@
 use api::reconciled::ReconciledSpec;
 use api::{ChangeKind, DeploymentMode, FlinkDeploymentSpec, ReconciliationState};
 
-use super::{Cx, is_first_deployment};
+use super::options::JM_RECOVERY;
+use super::{Cx, is_first_deployment, recovery};
 use crate::action::{Action, Event, EventReason};
 use crate::observation::ClusterObservation;
 use crate::plan::ClusterPlan;
@@ -125,7 +126,9 @@ fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
             let desired = cx.desired.clone();
             cx.set_target(&desired, is_first_deployment(target));
         }
-        steady(cx);
+        if !recover(cx, target) {
+            steady(cx);
+        }
         return;
     }
     if !cx.validate() {
@@ -143,6 +146,46 @@ fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
     ));
     let desired = cx.desired.clone();
     begin(cx, &desired, false);
+}
+
+/// A JobManager that is gone (`jm-deployment-recovery.enabled`, default true) is deployed
+/// again, as the Apache operator recovers session clusters: the target is recorded
+/// (`UPGRADING`), what is left of the cluster deleted, then the same spec deployed. The jobs
+/// that ran on it are gone with it; their `FlinkSessionJob`s submit them again. Returns
+/// `true` when it took over the pass.
+fn recover(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) -> bool {
+    let Some(why) = recovery::jobmanager_lost(cx) else {
+        return false;
+    };
+    if !cx.jm_recovery_enabled() {
+        if !recovery::loss_reported(cx) {
+            cx.events.push(Event::warning(
+                EventReason::Missing,
+                format!("{why}; it is not recovered because {JM_RECOVERY} is false"),
+            ));
+        }
+        return false;
+    }
+    if !cx.set_target(&target.spec, is_first_deployment(target)) {
+        return true;
+    }
+    cx.recon().state = Some(ReconciliationState::Upgrading);
+    cx.events.push(Event::warning(
+        EventReason::RecoverDeployment,
+        format!(
+            "{why}; deploying the session cluster again (FlinkSessionJobs submit their jobs \
+             again once it is READY)"
+        ),
+    ));
+    if matches!(cx.obs.cluster, ClusterObservation::Absent) {
+        if let Some(plan) = plan(cx, &target.spec) {
+            cx.act(Action::Deploy(Box::new(plan)));
+        }
+    } else {
+        cx.act(Action::DeleteCluster);
+    }
+    cx.soon();
+    true
 }
 
 /// The steady state: stable once the JobManager answers.

@@ -44,28 +44,35 @@ pub async fn reconcile_session_job<B: ClusterBackend, S: SessionJobStore>(
         None => None,
     };
     let observation = match (&cluster, &deployment) {
-        (Some(c), Some(_)) => {
+        (Some(c), Some(d)) => {
             let status = job.status.clone().unwrap_or_default();
             let js = status.job_status.clone().unwrap_or_default();
-            let last_state = |s: &api::FlinkSessionJobSpec| {
-                s.job
-                    .as_ref()
-                    .is_some_and(|j| j.upgrade_mode() == UpgradeMode::LastState)
+            let target = target_spec(&status);
+            let mode_is = |s: &api::FlinkSessionJobSpec, m: fn(UpgradeMode) -> bool| {
+                s.job.as_ref().is_some_and(|j| m(j.upgrade_mode()))
+            };
+            let either = |m: fn(UpgradeMode) -> bool| {
+                js.job_id.is_some()
+                    && (mode_is(&job.spec, m) || target.as_ref().is_some_and(|t| mode_is(t, m)))
             };
             let needs = ObserveNeeds {
                 job_id: js.job_id.clone(),
                 trigger_id: js.savepoint_info.and_then(|s| s.trigger_id),
-                latest_checkpoint: js.job_id.is_some()
-                    && (last_state(&job.spec)
-                        || target_spec(&status).is_some_and(|t| last_state(&t))),
+                latest_checkpoint: either(|m| m == UpgradeMode::LastState),
+                // A failed or lost job is resubmitted from its newest state (`recover`).
+                recovery_state: either(|m| m != UpgradeMode::Stateless),
+                checkpoint_dir: checkpoint_dir(&job, c, d, settings),
                 ..ObserveNeeds::default()
             };
             let mut observation = crate::observe::observe(backend, c, &needs).await?;
-            if needs.latest_checkpoint
-                && let (Some(d), Some(job_id)) = (&deployment, &needs.job_id)
-                && let Some(dir) = checkpoint_dir(&job, c, d, settings)
+            let in_trouble = !matches!(
+                &observation.job,
+                JobObservation::Found(info) if info.state == api::FlinkJobState::Running
+            );
+            if (needs.latest_checkpoint || (needs.recovery_state && in_trouble))
+                && let (Some(job_id), Some(dir)) = (&needs.job_id, &needs.checkpoint_dir)
             {
-                newest_on_storage(backend, &dir, job_id, &mut observation).await;
+                newest_on_storage(backend, dir, job_id, &mut observation).await;
             }
             observation
         }

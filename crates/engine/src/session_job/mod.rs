@@ -7,6 +7,7 @@
 //! Submitting ──(job found under the recorded id)──▶ Running (DEPLOYED; STABLE once RUNNING)
 //! Running ──(spec change / suspend: target = desired suspended, UPGRADING)──▶ Stopping
 //! Stopping ──(savepoint | last-state checkpoint | stateless, job ended)──▶ Suspended or Submitting
+//! Running ──(job FAILED / lost by its cluster: newest state + next job id recorded)──▶ Submitting
 //! ```
 //!
 //! The job id is derived from the resource's uid and generation ([`job_id_for`]) and recorded
@@ -59,12 +60,43 @@ pub fn deployment_key(job: &FlinkSessionJob) -> Option<ResourceKey> {
 /// inputs give the same id in every build, so a submission repeated after a crash is
 /// recognised; every spec change gets a new one, so runs never share checkpoint directories.
 pub fn job_id_for(uid: &str, generation: i64) -> String {
+    job_id_of_attempt(uid, generation, 0)
+}
+
+/// The job id of a new submission at `generation`: [`job_id_for`], or — when `previous` (the
+/// recorded job id) is a submission of the same generation, i.e. the job is resubmitted after
+/// it failed or its cluster lost it — the next attempt's: Flink refuses an id it has seen, and
+/// every run keeps its own checkpoint directory. Derived, so a repeated decision gives the
+/// same id.
+pub fn next_job_id(uid: &str, generation: i64, previous: Option<&str>) -> String {
+    let first = job_id_for(uid, generation);
+    let attempt = previous
+        .and_then(|p| attempt_of(&first, p))
+        .map_or(0, |a| a.wrapping_add(1));
+    job_id_of_attempt(uid, generation, attempt)
+}
+
+/// Attempt `attempt` of `generation`: the attempt is folded into the upper half of the
+/// generation's digits (attempt 0 is [`job_id_for`]'s id).
+fn job_id_of_attempt(uid: &str, generation: i64, attempt: u32) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in uid.bytes() {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{hash:016x}{:016x}", generation.max(0))
+    let low = u64::try_from(generation.max(0)).unwrap_or(0) ^ (u64::from(attempt) << 32);
+    format!("{hash:016x}{low:016x}")
+}
+
+/// The attempt `id` is of the generation whose first id is `first`, if it is one.
+fn attempt_of(first: &str, id: &str) -> Option<u32> {
+    if first.len() != 32 || id.len() != 32 || first.get(..16) != id.get(..16) {
+        return None;
+    }
+    let a = u64::from_str_radix(first.get(16..)?, 16).ok()?;
+    let b = u64::from_str_radix(id.get(16..)?, 16).ok()?;
+    let x = a ^ b;
+    (x & 0xffff_ffff == 0).then(|| u32::try_from(x >> 32).unwrap_or(0))
 }
 
 /// What `Submit` runs: an uploaded jar with the job's arguments.

@@ -230,3 +230,62 @@ fn deleting_a_session_cluster_deletes_it_then_finishes() {
     let second = run(&acted(&deleting, &first), &absent());
     assert_eq!(second.actions, vec![Action::FinishDeletion]);
 }
+
+fn jobmanager_died(plan_hash: &str) -> Observation {
+    Observation {
+        cluster: ClusterObservation::Failed {
+            plan_hash: Some(plan_hash.to_string()),
+            reason: "the JobManager exited (killed by signal 9)".into(),
+            log_tail: None,
+        },
+        job: JobObservation::Unknown {
+            reason: "the JobManager is not running".into(),
+        },
+        ..cluster(plan_hash, false)
+    }
+}
+
+/// `d` deployed and READY.
+fn ready_session(d: FlinkDeployment) -> (FlinkDeployment, String) {
+    let (d, hash) = deployed_session(d);
+    let ready = run(&d, &cluster(&hash, true));
+    (persisted(&d, &ready), hash)
+}
+
+#[test]
+fn a_session_cluster_whose_jobmanager_died_is_deployed_again() {
+    let (d, hash) = ready_session(session());
+    let recover = run(&d, &jobmanager_died(&hash));
+    assert_eq!(recover.actions, vec![Action::DeleteCluster]);
+    assert_eq!(recon_state(&recover), Some(ReconciliationState::Upgrading));
+    assert_eq!(target_spec(&recover.status), Some(d.spec.clone()));
+    let event = recover
+        .events
+        .iter()
+        .find(|e| e.reason == EventReason::RecoverDeployment)
+        .expect("a RecoverDeployment event");
+    assert!(event.message.contains("killed by signal 9"), "{event:?}");
+
+    // what is left is deleted, then the same plan deployed
+    let gone = acted(&d, &recover);
+    let deploy = run(&gone, &absent());
+    assert_eq!(deploy_plan(&deploy).plan_hash, hash);
+}
+
+#[test]
+fn a_session_cluster_whose_jobmanager_died_stays_down_without_jm_recovery() {
+    let d = session().with_config(
+        "kubernetes.operator.jm-deployment-recovery.enabled",
+        "false",
+    );
+    let (d, hash) = ready_session(d);
+    let lost = run(&d, &jobmanager_died(&hash));
+    assert!(lost.actions.is_empty(), "{:?}", lost.actions);
+    assert!(
+        lost.events.iter().any(|e| e.reason == EventReason::Missing
+            && e.message
+                .contains("jm-deployment-recovery.enabled is false")),
+        "{:?}",
+        lost.events
+    );
+}

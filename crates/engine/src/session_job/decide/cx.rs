@@ -11,7 +11,7 @@ use super::{BLOCKED, Cx, INVALID, SAVEPOINT_FAILED, WAITING, with_state};
 use crate::action::{Event, EventReason, SavepointCall, SavepointFormat};
 use crate::observation::{ClusterObservation, JobInfo, JobObservation, TriggerState};
 use crate::plan_builder;
-use crate::session_job::{SessionJobAction, SubmitPlan, job_id_for, session_job_key};
+use crate::session_job::{SessionJobAction, SubmitPlan, next_job_id, session_job_key};
 use crate::settings::Settings;
 
 /// Folds what the JobManager reports about the recorded job into `jobStatus`.
@@ -199,16 +199,30 @@ impl Cx<'_> {
         }
     }
 
-    /// A boolean operator option from the job's configuration, else its session cluster's.
-    pub(super) fn option(&self, key: &str) -> bool {
-        let from = |c: &api::FlinkConfiguration| c.get_bool(key).ok().flatten();
-        from(self.desired.flink_config())
+    /// An operator option: the job's `flinkConfiguration`, else its session cluster's (the
+    /// Apache operator's session job configuration is the cluster's with the job's on top),
+    /// else the operator-wide default ([`Settings::default_config`]).
+    pub(super) fn option(&self, key: &str) -> Option<String> {
+        self.desired
+            .flink_config()
+            .get(key)
             .or_else(|| {
                 self.input
                     .deployment
-                    .and_then(|d| from(d.spec.flink_config()))
+                    .and_then(|d| d.spec.flink_config().get(key))
             })
-            .unwrap_or(false)
+            .or_else(|| self.settings.default_config.get(key).cloned())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A boolean operator option ([`Cx::option`]); `default` when unset or unreadable.
+    pub(super) fn flag(&self, key: &str, default: bool) -> bool {
+        match self.option(key).as_deref() {
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            _ => default,
+        }
     }
 
     pub(super) fn savepoint_call(&self, job_id: String) -> SavepointCall {
@@ -345,7 +359,7 @@ impl Cx<'_> {
             .uid
             .clone()
             .unwrap_or_else(|| session_job_key(self.input.job).to_string());
-        let job_id = job_id_for(&uid, generation);
+        let job_id = next_job_id(&uid, generation, self.job_id().as_deref());
         let plan = match plan(spec, &job_id, restore.clone(), self.settings) {
             Ok(p) => p,
             Err(e) => {

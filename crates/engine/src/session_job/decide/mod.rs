@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 mod cx;
+mod recover;
 mod stop;
 
 use api::reconciled::ReconciledSpec;
@@ -70,6 +71,8 @@ pub const SUBMIT_FAILED: &str = "Could not submit the job: ";
 pub const JOB_FAILED: &str = "Job failed: ";
 /// Prefix of `status.error` for a job the session cluster lost.
 pub const JOB_MISSING: &str = "Job missing: ";
+/// Prefix of `status.error` when a failed or lost job cannot be resubmitted safely.
+pub const RECOVERY: &str = crate::decide::recovery::RECOVERY_BLOCKED;
 
 /// The operator option that takes a savepoint before a deleted job is cancelled.
 const SAVEPOINT_ON_DELETION: &str = "kubernetes.operator.job.savepoint-on-deletion";
@@ -194,7 +197,7 @@ fn new(cx: &mut Cx<'_>) {
 fn submitting(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkSessionJobSpec>) {
     if cx.observed_job().is_some() {
         cx.recon().state = Some(ReconciliationState::Deployed);
-        cx.clear_error_of(&[SUBMIT_FAILED, WAITING, JOB_MISSING, INVALID]);
+        cx.clear_error_of(&[SUBMIT_FAILED, WAITING, INVALID, RECOVERY]);
         cx.soon();
         return;
     }
@@ -235,15 +238,16 @@ fn submitting(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkSessionJobSpec>) {
 fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkSessionJobSpec>) {
     let diff = api::diff(&target.spec, cx.desired);
     if diff.kind == api::ChangeKind::Ignore {
-        if !diff.changes.is_empty() && cx.validate() {
+        let valid = diff.changes.is_empty() || cx.validate();
+        if valid && !diff.changes.is_empty() {
             let desired = cx.desired.clone();
             cx.set_target(&desired, is_first(target));
         }
-        steady(cx);
+        steady(cx, valid);
         return;
     }
     if !cx.validate() {
-        steady(cx);
+        steady(cx, false);
         return;
     }
     // A savepointRedeployNonce change discards the job's state: stopped without one, then
@@ -279,12 +283,14 @@ fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkSessionJobSpec>) {
     stop_step(cx, mode);
 }
 
-/// The job runs as recorded: stable once RUNNING; a failed or lost job is reported.
-fn steady(cx: &mut Cx<'_>) {
+/// The job runs as recorded: stable once RUNNING. A FAILED job, or one the session cluster
+/// lost, is resubmitted from its newest state (`recover`) when the options say so and the spec
+/// is valid (`recover`), else reported.
+fn steady(cx: &mut Cx<'_>, recover: bool) {
     if let Some(info) = cx.observed_job().cloned() {
         match info.state {
             FlinkJobState::Running => {
-                cx.clear_error_of(&[JOB_FAILED, JOB_MISSING, SUBMIT_FAILED, WAITING]);
+                cx.clear_error_of(&[JOB_FAILED, JOB_MISSING, SUBMIT_FAILED, WAITING, RECOVERY]);
                 if info.all_tasks_running != Some(false) {
                     let recon = cx.recon();
                     if !recon.is_last_reconciled_spec_stable() {
@@ -294,32 +300,34 @@ fn steady(cx: &mut Cx<'_>) {
                     cx.soon();
                 }
             }
-            FlinkJobState::Failed => {
-                let cause = cx
-                    .obs
-                    .failure_cause
-                    .clone()
-                    .unwrap_or_else(|| "unknown".into());
-                cx.set_error(EventReason::Error, format!("{JOB_FAILED}{cause}"));
-            }
+            FlinkJobState::Failed => recover::failed(cx, recover),
             s if !s.is_terminal() => cx.soon(),
             _ => {}
         }
         return;
     }
-    if cx.obs.job == JobObservation::NotFound
-        && matches!(cx.obs.cluster, ClusterObservation::Running { .. })
-    {
-        let id = cx.job_id().unwrap_or_default();
-        let cluster = cx.desired.deployment_name.clone().unwrap_or_default();
-        cx.set_error(
-            EventReason::Missing,
-            format!(
-                "{JOB_MISSING}job {id} is not in session cluster {cluster} any more (was the \
-                 cluster redeployed?); change spec.restartNonce to submit it again (from its newest \
-                 checkpoint in last-state mode, empty in stateless mode)"
-            ),
-        );
+    // A job seen ending for good is not resubmitted when Flink forgets it (its job store
+    // expires finished jobs, a restarted JobManager knows none).
+    let ended = cx
+        .status
+        .job_status
+        .as_ref()
+        .and_then(|j| j.state)
+        .is_some_and(|s| {
+            matches!(
+                s,
+                FlinkJobState::Finished | FlinkJobState::Canceled | FlinkJobState::Failed
+            )
+        });
+    match (&cx.obs.job, &cx.obs.cluster) {
+        (JobObservation::NotFound, ClusterObservation::Running { .. }) if !ended => {
+            recover::lost(cx, recover);
+        }
+        // The session cluster is gone or restarting: say so while waiting for it.
+        (_, ClusterObservation::Absent | ClusterObservation::Failed { .. }) => {
+            cx.cluster_ready();
+        }
+        _ => {}
     }
 }
 

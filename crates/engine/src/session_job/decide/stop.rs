@@ -145,7 +145,7 @@ pub(super) fn delete(cx: &mut Cx<'_>) {
         cx.soon();
         return;
     }
-    if cx.option(SAVEPOINT_ON_DELETION) && info.state == FlinkJobState::Running {
+    if cx.flag(SAVEPOINT_ON_DELETION, false) && info.state == FlinkJobState::Running {
         cx.stop_with_savepoint(info.id, SnapshotTriggerType::Upgrade);
         return;
     }

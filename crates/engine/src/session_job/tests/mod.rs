@@ -16,6 +16,8 @@ use crate::observation::{
 };
 use crate::settings::Settings;
 
+mod recover;
+
 const JAR: &str = "local:///opt/flink/usrlib/counter.jar";
 const TRIGGER: &str = "0123456789abcdef0123456789abcdef";
 const SAVEPOINT: &str = "file:/data/savepoints/savepoint-1";
@@ -118,11 +120,15 @@ fn restore(d: &SessionJobDecision) -> Option<String> {
 
 /// A new job submitted and found RUNNING: DEPLOYED and stable.
 fn running_job(mode: UpgradeMode) -> FlinkSessionJob {
+    running(job(mode))
+}
+
+/// `j` (new) submitted and found RUNNING: DEPLOYED and stable.
+fn running(j: FlinkSessionJob) -> FlinkSessionJob {
     let d = session(true);
-    let j = job(mode);
     let submitted = after(
-        j,
-        &decide(&job(mode), Some(&d), &obs(JobObservation::NotFound)),
+        j.clone(),
+        &decide(&j, Some(&d), &obs(JobObservation::NotFound)),
     );
     let id = job_id(&submitted);
     let deployed = after(
