@@ -67,6 +67,19 @@ pub fn job_id_for(uid: &str, generation: i64) -> String {
     format!("{hash:016x}{:016x}", generation.max(0))
 }
 
+/// `uri` with any credentials (`scheme://user:password@host/…`) replaced by `***`, for
+/// messages: a status, event or log line never shows them.
+pub fn without_credentials(uri: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.into();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]).into(),
+        None => uri.into(),
+    }
+}
+
 /// What `Submit` runs: an uploaded jar with the job's arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubmitPlan {

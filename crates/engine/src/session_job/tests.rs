@@ -158,6 +158,21 @@ fn submit_plan(d: &SessionJobDecision) -> &SubmitPlan {
 }
 
 #[test]
+fn credentials_in_a_jar_uri_never_reach_a_message() {
+    assert_eq!(
+        without_credentials("https://user:secret@example.com/a@b.jar"),
+        "https://***@example.com/a@b.jar"
+    );
+    assert_eq!(
+        without_credentials("local:///opt/flink/usrlib/x.jar"),
+        "local:///opt/flink/usrlib/x.jar"
+    );
+    let err = decide::jar_path("https://user:secret@example.com/x.jar", &settings())
+        .expect_err("a remote jar is refused here");
+    assert!(!err.contains("secret"), "{err}");
+}
+
+#[test]
 fn job_ids_are_derived_from_uid_and_generation() {
     let a = job_id_for("uid-1", 1);
     assert_eq!(a.len(), 32);

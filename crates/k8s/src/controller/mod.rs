@@ -15,13 +15,16 @@
 //!   twice at the same time.
 //! - [`run`] returns once `shutdown` resolves and the passes in flight have finished.
 //!
-//! `FlinkStateSnapshot`s are reconciled next to this by the controllers of [`snapshots`], in
-//! the same term (same [`Term`]: store, backend, fence, metrics).
+//! `FlinkStateSnapshot`s and `FlinkSessionJob`s are reconciled next to this by the controllers
+//! of [`snapshots`] and [`session_jobs`], in the same term (same [`Term`]: store, backend,
+//! fence, metrics).
 
 mod metrics_task;
 mod per_object;
+mod session_jobs;
 mod snapshots;
 
+pub use session_jobs::SessionJobReconcileError;
 pub use snapshots::SnapshotReconcileError;
 
 use std::future::Future;
@@ -44,7 +47,7 @@ use crate::events::EventPublisher;
 use crate::leader::Fence;
 use crate::metrics::{Metrics, ResourceKind};
 use crate::resources::labels::{MANAGED_BY, MANAGED_BY_VALUE};
-use crate::store::{Guarded, GuardedSnapshot, K8sStore};
+use crate::store::{Guarded, GuardedSessionJob, GuardedSnapshot, K8sStore};
 use per_object::PerObject;
 
 /// Settings of the controller itself (the engine's timing is in [`Settings`]).
@@ -94,6 +97,8 @@ pub struct Term {
     deployments: PerObject,
     /// The same for the `FlinkStateSnapshot`s.
     snapshots: PerObject,
+    /// The same for the `FlinkSessionJob`s.
+    session_jobs: PerObject,
 }
 
 impl std::fmt::Debug for Term {
@@ -158,10 +163,11 @@ pub struct Parts {
     pub settings: ControllerSettings,
 }
 
-/// Reconciles `FlinkDeployment`s and `FlinkStateSnapshot`s until `shutdown` resolves, then
-/// lets the passes in flight finish. `synced` is called once every watch has listed its
-/// objects. Both kinds share one store (a deployment's pass sees its snapshot resources from
-/// the snapshot caches), the fence, events, metrics and the shutdown.
+/// Reconciles `FlinkDeployment`s, `FlinkStateSnapshot`s and `FlinkSessionJob`s until
+/// `shutdown` resolves, then lets the passes in flight finish. `synced` is called once every
+/// watch has listed its objects. The kinds share one store (a deployment's pass sees its
+/// snapshot resources from the snapshot caches, a snapshot of a session job its session job
+/// from the session job caches), the fence, events, metrics and the shutdown.
 pub async fn run(
     parts: &Parts,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -200,6 +206,11 @@ pub async fn run(
     let snapshot_controllers = snapshots::controllers(parts, &shutdown);
     let snapshot_caches: Vec<Store<GuardedSnapshot>> =
         snapshot_controllers.iter().map(Controller::store).collect();
+    let session_job_controllers = session_jobs::controllers(parts, &shutdown);
+    let session_job_caches: Vec<Store<GuardedSessionJob>> = session_job_controllers
+        .iter()
+        .map(Controller::store)
+        .collect();
     let term = Arc::new(Term {
         store: K8sStore::new(
             parts.client.clone(),
@@ -208,7 +219,8 @@ pub async fn run(
             parts.fence.clone(),
             &parts.settings.field_manager,
         )
-        .with_snapshot_caches(snapshot_caches.clone()),
+        .with_snapshot_caches(snapshot_caches.clone())
+        .with_session_job_caches(session_job_caches.clone()),
         backend: parts.backend.clone(),
         engine: parts.engine.clone(),
         settings: parts.settings.clone(),
@@ -216,10 +228,12 @@ pub async fn run(
         metrics: parts.metrics.clone(),
         deployments: PerObject::default(),
         snapshots: PerObject::default(),
+        session_jobs: PerObject::default(),
     });
     let gauges = metrics_task::run(
         caches.clone(),
         snapshot_caches.clone(),
+        session_job_caches.clone(),
         parts.metrics.clone(),
         shutdown.clone(),
     );
@@ -231,6 +245,9 @@ pub async fn run(
                 let _ = cache.wait_until_ready().await;
             }
             for cache in &snapshot_caches {
+                let _ = cache.wait_until_ready().await;
+            }
+            for cache in &session_job_caches {
                 let _ = cache.wait_until_ready().await;
             }
             synced();
@@ -252,7 +269,20 @@ pub async fn run(
                 }
             })
     }));
-    tokio::join!(ready, gauges, loops, snapshot_loops);
+    let session_job_loops =
+        futures::future::join_all(session_job_controllers.into_iter().map(|c| {
+            c.run(
+                session_jobs::reconcile,
+                session_jobs::error_policy,
+                term.clone(),
+            )
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    log_controller_error(&e);
+                }
+            })
+        }));
+    tokio::join!(ready, gauges, loops, snapshot_loops, session_job_loops);
 }
 
 fn api_namespace(api: &Api<Guarded>) -> Option<String> {

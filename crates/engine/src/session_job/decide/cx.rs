@@ -392,6 +392,7 @@ pub fn jar_path(uri: &str, settings: &Settings) -> Result<String, String> {
         .or_else(|| mapped.strip_prefix("file:"))
         .filter(|p| p.starts_with('/'));
     path.map(str::to_string).ok_or_else(|| {
+        let uri = crate::session_job::without_credentials(uri);
         format!(
             "spec.job.jarURI: `{uri}` cannot be submitted to a session cluster here; use a \
              local:// or file:// URI of an absolute path to the jar"
