@@ -1,9 +1,10 @@
 //! The generated RBAC authorizes the API calls the operator's code actually makes. Real client
 //! code runs against the testkit's fake API server — watch caches, finalizer and status writes,
 //! server-side apply and deletion of the children `resources` builds (native and standalone),
-//! kube-runtime's event recorder, the Lease manager, snapshot creation — and every request the
-//! server logged is checked against the install manifest's Roles and bindings the way the API
-//! server's RBAC authorizer would, for both all-namespace and listed-namespace installs.
+//! kube-runtime's event recorder, the Lease manager, snapshot creation, session job finalizer
+//! and status writes — and every request the server logged is checked against the install
+//! manifest's Roles and bindings the way the API server's RBAC authorizer would, for both
+//! all-namespace and listed-namespace installs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -103,6 +104,36 @@ async fn operator_requests() -> Vec<RequestRecord> {
         .replace_status("counter", &PostParams::default(), &current)
         .await
         .unwrap();
+
+    // a session job: its finalizer, its status (replace guarded by resourceVersion, and the
+    // merge patch that reports a malformed one), the finalizer removed again
+    let job_finalizer =
+        json!({"metadata": {"finalizers": ["flinksessionjobs.flink.apache.org/finalizer"]}});
+    jobs.patch(
+        "job",
+        &PatchParams::default(),
+        &Patch::Merge(&job_finalizer),
+    )
+    .await
+    .unwrap();
+    jobs.patch_status(
+        "job",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"error": "Invalid spec"}})),
+    )
+    .await
+    .unwrap();
+    let current = jobs.get_status("job").await.unwrap();
+    jobs.replace_status("job", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    jobs.patch(
+        "job",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+    )
+    .await
+    .unwrap();
 
     // children: server-side applied (first apply creates, second updates), then deleted
     for mode in [DeploymentMode::Native, DeploymentMode::Standalone] {
