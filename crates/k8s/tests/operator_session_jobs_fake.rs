@@ -99,13 +99,13 @@ async fn an_invalid_session_job_gets_an_event_and_status_error_and_nothing_is_su
     server
         .seed(serde_json::to_value(FlinkDeployment::test("session").in_namespace(NS)).unwrap())
         .unwrap();
-    // a remote jar: the operator submits jars from its own filesystem only
+    // a jar the operator cannot fetch (local paths and http(s) only)
     server
         .seed(
             serde_json::to_value(job(
                 "remote",
                 "session",
-                "https://user:secret@example.com/counter.jar",
+                "ftp://user:secret@example.com/counter.jar",
             ))
             .unwrap(),
         )

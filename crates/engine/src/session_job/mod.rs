@@ -16,6 +16,7 @@
 pub mod act;
 pub mod controller;
 pub mod decide;
+pub mod fetch;
 
 #[cfg(test)]
 mod tests;
@@ -87,7 +88,8 @@ pub struct SubmitPlan {
     pub job_id: String,
     /// `spec.job.jarURI` as written (for messages).
     pub jar_uri: String,
-    /// The jar on this machine (the URI's path after `Settings::paths`).
+    /// The jar on this machine (the URI's path after `Settings::paths`), or the `http(s)://`
+    /// URI it is downloaded from ([`fetch`]).
     pub jar_path: String,
     /// Entry class; the jar manifest's when `None`.
     pub entry_class: Option<String>,
