@@ -1,16 +1,19 @@
 //! `FlinkSessionJob`s under `flinkpilot operator` with a real Flink session cluster behind
 //! `<name>-rest`: the fake API server holds the objects, the test "kubelet" runs the session
 //! FlinkDeployment's JobManager Deployment as a real local Flink session cluster, and the
-//! operator uploads the counter job's jar (a `file://` path on its own filesystem) and runs it
-//! there. One scenario: submit, a savepoint upgrade that restores the new job from the recorded
-//! savepoint (every key's count continues), a `FlinkStateSnapshot` of the session job, then
-//! deletion (the job is cancelled, the cluster stays, the finalizer goes).
+//! operator uploads the counter job's jar (a `file://` path on its own filesystem, then an
+//! `http://` URI it downloads) and runs it there. One scenario: submit, a savepoint upgrade to
+//! the jar over HTTP that restores the new job from the recorded savepoint (every key's count
+//! continues), a `FlinkStateSnapshot` of the session job, then deletion (the job is cancelled,
+//! the cluster stays, the finalizer goes).
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api::{FlinkDeployment, FlinkSessionJob, FlinkStateSnapshot, JobKind, JobSpec, UpgradeMode};
@@ -21,6 +24,7 @@ use support::kubelet::Kubelet;
 use support::operator::{self as op, Options};
 use testkit::kube_fake::FakeApiServer;
 use testkit::{CounterArgs, CounterOutput, FlinkDist, TestJob, wait_until_async};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NS: &str = "team-a";
 const SESSION: &str = "session";
@@ -85,6 +89,30 @@ fn local(path: &str) -> &Path {
     )
 }
 
+/// Serves the file `jar` over HTTP to every request; returns its URL and the number of
+/// requests served.
+async fn serve_jar(jar: &Path) -> (String, Arc<AtomicUsize>) {
+    let bytes = std::fs::read(jar).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jobs/counter.jar", listener.local_addr().unwrap());
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = vec![0u8; 8192];
+            let _ = socket.read(&mut request).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(&bytes).await;
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (url, served)
+}
+
 fn counter_args(dir: &Path, rate: u64) -> Vec<String> {
     CounterArgs::default()
         .rate(rate)
@@ -112,7 +140,7 @@ fn manifests(job: &TestJob, dir: &Path) -> (FlinkDeployment, FlinkSessionJob) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_job_runs_upgrades_with_its_state_and_is_cancelled_on_deletion() {
+async fn a_session_job_runs_upgrades_to_an_http_jar_with_its_state_and_is_cancelled_on_deletion() {
     let dist = FlinkDist::get_default();
     let job = TestJob::build_for("counter", dist);
     let dir = tempfile::Builder::new()
@@ -148,16 +176,26 @@ async fn a_session_job_runs_upgrades_with_its_state_and_is_cancelled_on_deletion
     })
     .await;
 
-    // an argument changes: stop with a savepoint, submit again from it
+    // an argument and the jar's URI change: stop with a savepoint, download the jar, submit
+    // it again from the savepoint
+    let (url, served) = serve_jar(&job.jar).await;
     let api: Api<FlinkSessionJob> = Api::namespaced(server.client(), NS);
     api.patch(
         NAME,
         &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"job": {"args": counter_args(dir.path(), 24)}}})),
+        &Patch::Merge(json!({"spec": {"job": {
+            "args": counter_args(dir.path(), 24),
+            "jarURI": url,
+        }}})),
     )
     .await
     .unwrap();
     let (second_job, start) = running_new_job(&server, &first_job).await;
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        1,
+        "the jar was downloaded once"
+    );
     let savepoint = status(&server, "/jobStatus/upgradeSavepointPath");
     assert!(
         local(&savepoint).join("_metadata").is_file(),
