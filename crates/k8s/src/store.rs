@@ -153,19 +153,25 @@ impl K8sStore {
     }
 
     /// Adds the finalizer to `d` when deleting it needs the operator and it has none (the
-    /// engine only asks before an action; an option switched on later is honoured here).
+    /// engine only asks before an action; an option switched on later is honoured here): the
+    /// options of [`needs_finalizer`], and a session cluster that session jobs name (its
+    /// deletion waits for theirs).
     pub async fn ensure_finalizer(&self, d: &FlinkDeployment) -> Result<(), StoreError> {
         let deployed = d
             .status
             .as_ref()
             .and_then(|s| s.reconciliation_status.as_ref())
             .is_some_and(|r| !r.is_before_first_deployment());
+        let key = engine::decide::resource_key(d);
+        let has_jobs = || d.spec.job.is_none() && !self.session_jobs_of(&key).is_empty();
         if d.metadata.deletion_timestamp.is_none()
             && deployed
-            && needs_finalizer(d)
+            && (needs_finalizer(d) || has_jobs())
             && !d.finalizers().iter().any(|f| f == FINALIZER)
         {
-            self.add_finalizer(&engine::decide::resource_key(d)).await?;
+            self.deployments
+                .add_finalizer(&self.writer, &key, FINALIZER)
+                .await?;
         }
         Ok(())
     }
@@ -285,7 +291,7 @@ mod tests {
         ));
         assert!(
             !needs_finalizer(&FlinkDeployment::test("session")),
-            "a session cluster goes with its owner too (no FlinkSessionJob guard yet)"
+            "a session cluster goes with its owner too (unless session jobs name it: the store)"
         );
     }
 }

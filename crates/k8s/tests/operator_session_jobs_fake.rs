@@ -199,3 +199,61 @@ async fn a_session_job_waits_for_its_cluster_is_woken_by_it_and_can_be_deleted_m
     .await;
     operator.stop().await;
 }
+
+#[tokio::test]
+async fn a_session_cluster_is_deleted_only_once_no_session_job_names_it() {
+    const DEPLOYMENT_FINALIZER: &str = "flinkdeployments.flink.apache.org/finalizer";
+    let server = FakeApiServer::start().await.unwrap();
+    server
+        .seed(serde_json::to_value(FlinkDeployment::test("session").in_namespace(NS)).unwrap())
+        .unwrap();
+    server
+        .seed(serde_json::to_value(job("counter", "session", "file:///jobs/counter.jar")).unwrap())
+        .unwrap();
+    let operator = op::start(&server, Options::new("op-0"));
+    let cluster = |s: &FakeApiServer| {
+        s.get(
+            "flink.apache.org/v1beta1",
+            "flinkdeployments",
+            NS,
+            "session",
+        )
+        .unwrap_or(Value::Null)
+    };
+    wait(&server, "the session cluster to get the finalizer", |s| {
+        cluster(s)["metadata"]["finalizers"] == json!([DEPLOYMENT_FINALIZER])
+    })
+    .await;
+
+    let deployments: kube::Api<FlinkDeployment> = kube::Api::namespaced(server.client(), NS);
+    deployments
+        .delete("session", &Default::default())
+        .await
+        .unwrap();
+    wait(&server, "the deletion held, naming the session job", |s| {
+        cluster(s)["status"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("FlinkSessionJob(s) counter"))
+            && events(s, NS, "session")
+                .iter()
+                .any(|(reason, note)| reason == "CleanupFailed" && note.contains("counter"))
+    })
+    .await;
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|r| r.resource == "deployments" && r.verb == testkit::kube_fake::Verb::Delete),
+        "the cluster is left alone while the job names it"
+    );
+
+    let jobs: kube::Api<FlinkSessionJob> = kube::Api::namespaced(server.client(), NS);
+    jobs.delete("counter", &Default::default()).await.unwrap();
+    wait(
+        &server,
+        "the session job and then its cluster to be gone",
+        |s| session_job(s, "counter").is_null() && cluster(s).is_null(),
+    )
+    .await;
+    operator.stop().await;
+}

@@ -6,7 +6,11 @@
 //! - The watch reads objects through [`DeserializeGuard`]: an object that does not read as a
 //!   `FlinkDeployment` is reported (a `ValidationError` event and `status.error`) once per
 //!   generation and waits for a change; it never stops the watch of the others.
-//! - JobManager and TaskManager Deployments (metadata only) wake their owner when they change.
+//! - JobManager and TaskManager Deployments (metadata only) wake their owner when they change;
+//!   a `FlinkSessionJob` wakes the session cluster it names.
+//! - A session cluster named by session jobs gets the finalizer, and its deletion waits until
+//!   they are gone (a `CleanupFailed` warning and `status.error` name them), as in the Apache
+//!   operator.
 //! - While a JobManager Deployment has no ready replica, the resource is polled at most every
 //!   `starting_requeue`; the Deployment's status change wakes it at once.
 //! - Failed passes back off per object, doubling from `backoff_start` to `backoff_max`; an
@@ -38,7 +42,7 @@ use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
@@ -192,12 +196,27 @@ pub async fn run(
     let controllers: Vec<Controller<Guarded>> = apis
         .into_iter()
         .map(|api| {
-            let deployments: Api<Deployment> = match api_namespace(&api) {
-                Some(ns) => Api::namespaced(parts.client.clone(), &ns),
-                None => Api::all(parts.client.clone()),
-            };
+            let (deployments, jobs): (Api<Deployment>, Api<GuardedSessionJob>) =
+                match api_namespace(&api) {
+                    Some(ns) => (
+                        Api::namespaced(parts.client.clone(), &ns),
+                        Api::namespaced(parts.client.clone(), &ns),
+                    ),
+                    None => (
+                        Api::all(parts.client.clone()),
+                        Api::all(parts.client.clone()),
+                    ),
+                };
             Controller::new(api, watch.clone())
                 .owns(deployments, children.clone())
+                // a session job wakes its session cluster: the finalizer that holds the
+                // cluster's deletion while jobs name it, and the deletion once none does
+                .watches(jobs, watcher::Config::default(), |j: GuardedSessionJob| {
+                    j.0.as_ref()
+                        .ok()
+                        .and_then(engine::session_job::deployment_key)
+                        .map(|k| ObjectRef::new(&k.name).within(&k.namespace))
+                })
                 .with_config(ControllerConfig::default().concurrency(parts.settings.concurrency))
                 .graceful_shutdown_on(shutdown.clone())
         })
@@ -337,6 +356,22 @@ async fn pass(
             key: key.clone(),
             source,
         })?;
+    if d.metadata.deletion_timestamp.is_some() && d.spec.job.is_none() {
+        // as the Apache operator: a session cluster stays while session jobs name it; their
+        // deletion wakes it (the session job watch below)
+        let jobs = term.store.session_jobs_of(key);
+        if !jobs.is_empty() {
+            let status = d.status.clone().unwrap_or_default();
+            term.store
+                .hold_session_cluster(key, &status, &jobs)
+                .await
+                .map_err(|source| ReconcileError::Store {
+                    key: key.clone(),
+                    source,
+                })?;
+            return Ok(Action::requeue(term.engine.retry_interval));
+        }
+    }
     let result = engine::controller::reconcile(&term.backend, &term.store, &term.engine, key).await;
     match result {
         Ok(PassResult::Gone) => Ok(Action::await_change()),

@@ -39,6 +39,45 @@ impl K8sStore {
         self.session_jobs.cached(key)
     }
 
+    /// The names of the session jobs (as the caches hold them) that run in the session
+    /// cluster `deployment`, sorted.
+    pub fn session_jobs_of(&self, deployment: &ResourceKey) -> Vec<String> {
+        let all = self.session_jobs.all();
+        let mut names: Vec<String> = engine::session_job::jobs_of(&all, deployment)
+            .filter_map(|j| j.metadata.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Holds back the deletion of the session cluster `key` while the session jobs `jobs` name
+    /// it (as the Apache operator does): a `CleanupFailed` warning and `status.error` naming
+    /// them; the cluster is left alone.
+    pub async fn hold_session_cluster(
+        &self,
+        key: &ResourceKey,
+        status: &api::FlinkDeploymentStatus,
+        jobs: &[String],
+    ) -> Result<(), StoreError> {
+        let message = format!(
+            "FlinkDeployment {key} is the session cluster of FlinkSessionJob(s) {}; it is \
+             deleted once they are",
+            jobs.join(", ")
+        );
+        if status.error.as_deref() == Some(message.as_str()) {
+            return Ok(());
+        }
+        let mut held = status.clone();
+        held.error = Some(message.clone());
+        self.deployments
+            .write_status(&self.writer, key, &held)
+            .await?;
+        let event = Event::warning(engine::EventReason::CleanupFailed, message);
+        self.deployments
+            .record_events(&self.writer, key, &[event])
+            .await
+    }
+
     /// Whether this store reads session jobs (it was given the session job controller's
     /// caches).
     pub(super) fn keeps_session_jobs(&self) -> bool {
