@@ -68,8 +68,9 @@ async fn a_malformed_session_job_is_reported_once_naming_the_field_and_the_other
         "nothing else is done with it"
     );
 
-    // the same generation is not reported again: a change of the good one (which wakes every
-    // watch) leaves the malformed one alone
+    // the same generation is not reported again: the report's own status write comes back
+    // through the watch and is not answered by another (checked after the good one has gone
+    // on to see its cluster appear)
     let status_writes = |s: &FakeApiServer| {
         s.requests()
             .iter()

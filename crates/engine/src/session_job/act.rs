@@ -20,7 +20,7 @@ use crate::backend::{ClusterBackend, ResourceKey};
 use crate::failpoint::{self, Point};
 use crate::settings::Settings;
 
-/// Where session jobs live: the local file store (the Kubernetes API later).
+/// Where session jobs live: the local file store or the Kubernetes API.
 pub trait SessionJobStore: Send + Sync + 'static {
     /// A number that changes whenever anything in the store changes (for polling).
     fn session_job_revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
