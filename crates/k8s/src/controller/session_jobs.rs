@@ -19,8 +19,7 @@ use api::FlinkSessionJob;
 use engine::ResourceKey;
 use engine::controller::PassResult;
 use engine::session_job::controller::{SessionJobPassError, reconcile_session_job};
-use engine::session_job::decide::INVALID;
-use engine::session_job::{SessionJobStore, deployment_key};
+use engine::session_job::deployment_key;
 use futures::future::{BoxFuture, Shared};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -141,7 +140,7 @@ pub(super) async fn reconcile(
         }
         Ok(PassResult::Requeue(after)) => {
             term.session_jobs.succeeded(&key);
-            if refused(&term, &key).await {
+            if term.store.session_job_refused(&key) {
                 // invalid and nothing recorded for it: waits for the spec to change
                 return Ok(Action::await_change());
             }
@@ -153,19 +152,6 @@ pub(super) async fn reconcile(
             Err(error)
         }
     }
-}
-
-/// Whether the engine refused the session job's spec as invalid and has never submitted it.
-async fn refused(term: &Term, key: &ResourceKey) -> bool {
-    let Ok(Some(job)) = term.store.get_session_job(key).await else {
-        return false;
-    };
-    job.status.as_ref().is_some_and(|s| {
-        s.error.as_deref().is_some_and(|e| e.starts_with(INVALID))
-            && s.reconciliation_status
-                .as_ref()
-                .is_none_or(|r| r.is_before_first_deployment())
-    })
 }
 
 /// Reports an object that does not read as a `FlinkSessionJob`, once per generation.

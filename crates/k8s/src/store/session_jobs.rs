@@ -10,6 +10,7 @@
 //! deployment caches without touching their bases (the job's pass never writes it).
 
 use api::{FlinkDeployment, FlinkSessionJob, FlinkSessionJobStatus};
+use engine::session_job::decide::INVALID;
 use engine::session_job::{SESSION_JOB_FINALIZER, SessionJobStore};
 use engine::{Event, ResourceKey, StoreError};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -37,6 +38,19 @@ impl K8sStore {
         key: &ResourceKey,
     ) -> Option<std::sync::Arc<GuardedSessionJob>> {
         self.session_jobs.cached(key)
+    }
+
+    /// Whether the engine refused the spec of the session job `key` as invalid and nothing was
+    /// ever submitted for it (from the status the store last read or wrote; no API call).
+    pub fn session_job_refused(&self, key: &ResourceKey) -> bool {
+        self.session_jobs.known_base(key).is_some_and(|b| {
+            b.status.as_ref().is_some_and(|s| {
+                s.error.as_deref().is_some_and(|e| e.starts_with(INVALID))
+                    && s.reconciliation_status
+                        .as_ref()
+                        .is_none_or(|r| r.is_before_first_deployment())
+            })
+        })
     }
 
     /// The names of the session jobs (as the caches hold them) that run in the session
