@@ -1,7 +1,8 @@
 //! [`K8sStore`]: the engine's store on the Kubernetes API — resources read from the
 //! controller's watch caches, status written to the status subresource, events through one
 //! recorder, the finalizer patched in and out. `FlinkStateSnapshot`s (the engine's
-//! `SnapshotStore`, and a deployment's snapshots) follow the same rules (`store/snapshots.rs`),
+//! `SnapshotStore`, and a deployment's snapshots, `store/snapshots.rs`) and `FlinkSessionJob`s
+//! (the engine's `SessionJobStore`, `store/session_jobs.rs`) follow the same rules,
 //! implemented once for every kind in `store/tracked.rs`.
 //!
 //! **Optimistic concurrency.** A status write carries the `resourceVersion` of the object the
@@ -19,6 +20,7 @@
 //! child with its `FlinkDeployment`, so the finalizer is only added when deletion needs the
 //! operator (see [`needs_finalizer`]); the engine asks for it before its first action.
 
+mod session_jobs;
 mod snapshots;
 mod tracked;
 
@@ -33,6 +35,7 @@ use serde_json::json;
 use crate::events::EventPublisher;
 use crate::leader::Fence;
 
+pub use session_jobs::GuardedSessionJob;
 pub use snapshots::GuardedSnapshot;
 use tracked::{Tracked, TrackedKind, Writer};
 
@@ -81,6 +84,7 @@ pub struct K8sStore {
     writer: Writer,
     deployments: Tracked<FlinkDeployment>,
     snapshots: Tracked<api::FlinkStateSnapshot>,
+    session_jobs: Tracked<api::FlinkSessionJob>,
 }
 
 impl std::fmt::Debug for K8sStore {
@@ -110,6 +114,7 @@ impl K8sStore {
             },
             deployments: Tracked::new(caches),
             snapshots: Tracked::new(Vec::new()),
+            session_jobs: Tracked::new(Vec::new()),
         }
     }
 
@@ -118,6 +123,14 @@ impl K8sStore {
     /// store. Without them a deployment sees no snapshot resources.
     pub fn with_snapshot_caches(mut self, caches: Vec<Store<GuardedSnapshot>>) -> Self {
         self.snapshots = Tracked::new(caches);
+        self
+    }
+
+    /// Reads `FlinkSessionJob`s from the session job controller's `caches`: its passes run on
+    /// this store, and snapshots of session jobs can be taken. Without them the store keeps no
+    /// session jobs (a snapshot of one is refused as unsupported).
+    pub fn with_session_job_caches(mut self, caches: Vec<Store<GuardedSessionJob>>) -> Self {
+        self.session_jobs = Tracked::new(caches);
         self
     }
 
@@ -140,19 +153,25 @@ impl K8sStore {
     }
 
     /// Adds the finalizer to `d` when deleting it needs the operator and it has none (the
-    /// engine only asks before an action; an option switched on later is honoured here).
+    /// engine only asks before an action; an option switched on later is honoured here): the
+    /// options of [`needs_finalizer`], and a session cluster that session jobs name (its
+    /// deletion waits for theirs).
     pub async fn ensure_finalizer(&self, d: &FlinkDeployment) -> Result<(), StoreError> {
         let deployed = d
             .status
             .as_ref()
             .and_then(|s| s.reconciliation_status.as_ref())
             .is_some_and(|r| !r.is_before_first_deployment());
+        let key = engine::decide::resource_key(d);
+        let has_jobs = || d.spec.job.is_none() && !self.session_jobs_of(&key).is_empty();
         if d.metadata.deletion_timestamp.is_none()
             && deployed
-            && needs_finalizer(d)
+            && (needs_finalizer(d) || has_jobs())
             && !d.finalizers().iter().any(|f| f == FINALIZER)
         {
-            self.add_finalizer(&engine::decide::resource_key(d)).await?;
+            self.deployments
+                .add_finalizer(&self.writer, &key, FINALIZER)
+                .await?;
         }
         Ok(())
     }
@@ -272,7 +291,7 @@ mod tests {
         ));
         assert!(
             !needs_finalizer(&FlinkDeployment::test("session")),
-            "a session cluster goes with its owner too (no FlinkSessionJob guard yet)"
+            "a session cluster goes with its owner too (unless session jobs name it: the store)"
         );
     }
 }

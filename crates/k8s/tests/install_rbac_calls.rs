@@ -1,9 +1,10 @@
 //! The generated RBAC authorizes the API calls the operator's code actually makes. Real client
 //! code runs against the testkit's fake API server — watch caches, finalizer and status writes,
 //! server-side apply and deletion of the children `resources` builds (native and standalone),
-//! kube-runtime's event recorder, the Lease manager, snapshot creation — and every request the
-//! server logged is checked against the install manifest's Roles and bindings the way the API
-//! server's RBAC authorizer would, for both all-namespace and listed-namespace installs.
+//! kube-runtime's event recorder, the Lease manager, snapshot creation, session job finalizer
+//! and status writes — and every request the server logged is checked against the install
+//! manifest's Roles and bindings the way the API server's RBAC authorizer would, for both
+//! all-namespace and listed-namespace installs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -103,6 +104,36 @@ async fn operator_requests() -> Vec<RequestRecord> {
         .replace_status("counter", &PostParams::default(), &current)
         .await
         .unwrap();
+
+    // a session job: its finalizer, its status (replace guarded by resourceVersion, and the
+    // merge patch that reports a malformed one), the finalizer removed again
+    let job_finalizer =
+        json!({"metadata": {"finalizers": ["flinksessionjobs.flink.apache.org/finalizer"]}});
+    jobs.patch(
+        "job",
+        &PatchParams::default(),
+        &Patch::Merge(&job_finalizer),
+    )
+    .await
+    .unwrap();
+    jobs.patch_status(
+        "job",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"error": "Invalid spec"}})),
+    )
+    .await
+    .unwrap();
+    let current = jobs.get_status("job").await.unwrap();
+    jobs.replace_status("job", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    jobs.patch(
+        "job",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+    )
+    .await
+    .unwrap();
 
     // children: server-side applied (first apply creates, second updates), then deleted
     for mode in [DeploymentMode::Native, DeploymentMode::Standalone] {
@@ -398,6 +429,12 @@ async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord
     server
         .seed(serde_json::to_value(&snapshot).unwrap())
         .unwrap();
+    let mut session_job = FlinkSessionJob::test("job", "session")
+        .with_job(api::JobSpec::test("file:///jobs/counter.jar"));
+    session_job.metadata.namespace = Some(WATCHED.into());
+    server
+        .seed(serde_json::to_value(&session_job).unwrap())
+        .unwrap();
     let operator = op::start(
         &server,
         Options {
@@ -446,6 +483,27 @@ async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord
         .wait_for(Duration::from_secs(60), |s| snapshot_state(s).is_none())
         .await
         .unwrap();
+    // the session job is reconciled (finalizer, status), then deleted and let go
+    let session_job = |s: &FakeApiServer| {
+        s.get(
+            "flink.apache.org/v1beta1",
+            "flinksessionjobs",
+            WATCHED,
+            "job",
+        )
+    };
+    server
+        .wait_for(Duration::from_secs(60), |s| {
+            session_job(s).is_some_and(|j| j["status"]["error"].is_string())
+        })
+        .await
+        .unwrap();
+    let jobs: Api<FlinkSessionJob> = Api::namespaced(server.client(), WATCHED);
+    jobs.delete("job", &DeleteParams::default()).await.unwrap();
+    server
+        .wait_for(Duration::from_secs(60), |s| session_job(s).is_none())
+        .await
+        .unwrap();
     let old = server
         .get("apps/v1", "deployments", WATCHED, "session")
         .unwrap()["metadata"]["uid"]
@@ -491,7 +549,7 @@ async fn running_operator_requests(namespaces: Vec<String>) -> Vec<RequestRecord
         .filter(|r| {
             let users = matches!(
                 r.resource.as_str(),
-                "flinkdeployments" | "flinkstatesnapshots"
+                "flinkdeployments" | "flinkstatesnapshots" | "flinksessionjobs"
             ) && r.subresource.is_none()
                 && (r.verb == Verb::Delete || (r.verb == Verb::Patch && r.field_manager.is_none()));
             !users
@@ -548,6 +606,28 @@ async fn the_operator_rbac_allows_every_call_the_running_operator_makes() {
                 requests
                     .iter()
                     .any(|r| r.resource == "flinkstatesnapshots" && r.verb == Verb::Watch),
+            ),
+            (
+                "session job watch",
+                requests
+                    .iter()
+                    .any(|r| r.resource == "flinksessionjobs" && r.verb == Verb::Watch),
+            ),
+            (
+                "session job finalizer patch",
+                requests.iter().any(|r| {
+                    r.resource == "flinksessionjobs"
+                        && r.subresource.is_none()
+                        && r.verb == Verb::Patch
+                }),
+            ),
+            (
+                "session job status update",
+                requests.iter().any(|r| {
+                    r.resource == "flinksessionjobs"
+                        && r.subresource.as_deref() == Some("status")
+                        && r.verb == Verb::Update
+                }),
             ),
             (
                 "snapshot finalizer and label patches",

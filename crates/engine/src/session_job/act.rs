@@ -10,14 +10,17 @@ use api::{FlinkDeployment, FlinkSessionJob, FlinkSessionJobStatus};
 use flink::{JarId, JobId, RunJarRequest};
 
 use super::decide::{SUBMIT_FAILED, SessionJobDecision};
-use super::{SESSION_JOB_FINALIZER, SessionJobAction, SubmitPlan, deployment_key, session_job_key};
+use super::{
+    SESSION_JOB_FINALIZER, SessionJobAction, SubmitPlan, deployment_key, fetch, session_job_key,
+    without_credentials,
+};
 use crate::act::{StoreError, flink_result, savepoint};
 use crate::action::{Event, EventReason, Outcome};
 use crate::backend::{ClusterBackend, ResourceKey};
 use crate::failpoint::{self, Point};
 use crate::settings::Settings;
 
-/// Where session jobs live: the local file store (the Kubernetes API later).
+/// Where session jobs live: the local file store or the Kubernetes API.
 pub trait SessionJobStore: Send + Sync + 'static {
     /// A number that changes whenever anything in the store changes (for polling).
     fn session_job_revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -244,7 +247,18 @@ async fn submit<B: ClusterBackend>(
         Err(e) if e.is_not_found() => {}
         Err(e) => return failed(e.to_string(), true),
     }
-    let path = Path::new(&plan.jar_path);
+    let fetched = if fetch::is_remote(&plan.jar_path) {
+        let dir = std::env::temp_dir();
+        match fetch::download(&plan.jar_path, &dir, &plan.job_id, fetch::MAX_JAR_BYTES).await {
+            Ok(jar) => Some(jar),
+            Err(e) => return failed(e.message, e.transient),
+        }
+    } else {
+        None
+    };
+    let path = fetched
+        .as_ref()
+        .map_or_else(|| Path::new(&plan.jar_path), fetch::FetchedJar::path);
     if !path.is_file() {
         return failed(
             format!(
@@ -279,7 +293,10 @@ async fn submit<B: ClusterBackend>(
         Err(e) if is_duplicate(&e.to_string()) => Outcome::Done,
         // The job may have been submitted although the answer was lost: the next pass looks
         // for it by id before submitting again.
-        Err(e) => failed(format!("running {}: {e}", plan.jar_uri), !e.is_not_found()),
+        Err(e) => failed(
+            format!("running {}: {e}", without_credentials(&plan.jar_uri)),
+            !e.is_not_found(),
+        ),
     }
 }
 

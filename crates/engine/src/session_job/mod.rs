@@ -17,6 +17,7 @@
 pub mod act;
 pub mod controller;
 pub mod decide;
+pub mod fetch;
 
 #[cfg(test)]
 mod tests;
@@ -99,6 +100,19 @@ fn attempt_of(first: &str, id: &str) -> Option<u32> {
     (x & 0xffff_ffff == 0).then(|| u32::try_from(x >> 32).unwrap_or(0))
 }
 
+/// `uri` with any credentials (`scheme://user:password@host/…`) replaced by `***`, for
+/// messages: a status, event or log line never shows them.
+pub fn without_credentials(uri: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.into();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]).into(),
+        None => uri.into(),
+    }
+}
+
 /// What `Submit` runs: an uploaded jar with the job's arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubmitPlan {
@@ -106,7 +120,8 @@ pub struct SubmitPlan {
     pub job_id: String,
     /// `spec.job.jarURI` as written (for messages).
     pub jar_uri: String,
-    /// The jar on this machine (the URI's path after `Settings::paths`).
+    /// The jar on this machine (the URI's path after `Settings::paths`), or the `http(s)://`
+    /// URI it is downloaded from ([`fetch`]).
     pub jar_path: String,
     /// Entry class; the jar manifest's when `None`.
     pub entry_class: Option<String>,

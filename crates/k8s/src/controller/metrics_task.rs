@@ -1,5 +1,6 @@
-//! Keeps the per-state gauges (`flinkpilot_resources` for `FlinkDeployment`s and
-//! `FlinkStateSnapshot`s, `flinkpilot_jobmanager_deployments`) current from the watch caches.
+//! Keeps the per-state gauges (`flinkpilot_resources` for `FlinkDeployment`s,
+//! `FlinkSessionJob`s and `FlinkStateSnapshot`s, `flinkpilot_jobmanager_deployments`) current
+//! from the watch caches.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,7 +10,7 @@ use api::{FlinkStateSnapshotState, JobManagerDeploymentStatus, ResourceLifecycle
 use kube::runtime::reflector::Store;
 
 use crate::metrics::{Metrics, ResourceKind};
-use crate::store::{Guarded, GuardedSnapshot};
+use crate::store::{Guarded, GuardedSessionJob, GuardedSnapshot};
 
 /// How often the gauges are recomputed.
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -18,6 +19,7 @@ const INTERVAL: Duration = Duration::from_secs(5);
 pub(super) async fn run(
     caches: Vec<Store<Guarded>>,
     snapshot_caches: Vec<Store<GuardedSnapshot>>,
+    session_job_caches: Vec<Store<GuardedSessionJob>>,
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -30,6 +32,7 @@ pub(super) async fn run(
             _ = ticks.tick() => {
                 update(&caches, &metrics);
                 update_snapshots(&snapshot_caches, &metrics);
+                update_session_jobs(&session_job_caches, &metrics);
             }
         }
     }
@@ -53,6 +56,23 @@ pub(super) fn update(caches: &[Store<Guarded>], metrics: &Metrics) {
     }
     metrics.set_lifecycle_counts(ResourceKind::FlinkDeployment, lifecycle);
     metrics.set_jobmanager_status_counts(jobmanager);
+}
+
+/// Sets the session job gauges: per `lifecycleState` as derived from the status, like the
+/// deployments'; one that cannot be read is `FAILED`.
+pub(super) fn update_session_jobs(caches: &[Store<GuardedSessionJob>], metrics: &Metrics) {
+    let mut lifecycle: HashMap<ResourceLifecycleState, u64> = HashMap::new();
+    for obj in caches.iter().flat_map(Store::state) {
+        let state = match &obj.0 {
+            Ok(j) => engine::lifecycle::session_job_lifecycle_state(
+                &j.status.clone().unwrap_or_default(),
+                j.metadata.deletion_timestamp.is_some(),
+            ),
+            Err(_) => ResourceLifecycleState::Failed,
+        };
+        *lifecycle.entry(state).or_default() += 1;
+    }
+    metrics.set_lifecycle_counts(ResourceKind::FlinkSessionJob, lifecycle);
 }
 
 /// Sets the snapshot gauges: per `status.state`; a snapshot without one yet is waiting to be

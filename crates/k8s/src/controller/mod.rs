@@ -6,7 +6,11 @@
 //! - The watch reads objects through [`DeserializeGuard`]: an object that does not read as a
 //!   `FlinkDeployment` is reported (a `ValidationError` event and `status.error`) once per
 //!   generation and waits for a change; it never stops the watch of the others.
-//! - JobManager and TaskManager Deployments (metadata only) wake their owner when they change.
+//! - JobManager and TaskManager Deployments (metadata only) wake their owner when they change;
+//!   a `FlinkSessionJob` wakes the session cluster it names.
+//! - A session cluster named by session jobs gets the finalizer, and its deletion waits until
+//!   they are gone (a `CleanupFailed` warning and `status.error` name them), as in the Apache
+//!   operator.
 //! - While a JobManager Deployment has no ready replica, the resource is polled at most every
 //!   `starting_requeue`; the Deployment's status change wakes it at once.
 //! - Failed passes back off per object, doubling from `backoff_start` to `backoff_max`; an
@@ -15,13 +19,16 @@
 //!   twice at the same time.
 //! - [`run`] returns once `shutdown` resolves and the passes in flight have finished.
 //!
-//! `FlinkStateSnapshot`s are reconciled next to this by the controllers of [`snapshots`], in
-//! the same term (same [`Term`]: store, backend, fence, metrics).
+//! `FlinkStateSnapshot`s and `FlinkSessionJob`s are reconciled next to this by the controllers
+//! of [`snapshots`] and [`session_jobs`], in the same term (same [`Term`]: store, backend,
+//! fence, metrics).
 
 mod metrics_task;
 mod per_object;
+mod session_jobs;
 mod snapshots;
 
+pub use session_jobs::SessionJobReconcileError;
 pub use snapshots::SnapshotReconcileError;
 
 use std::future::Future;
@@ -35,7 +42,7 @@ use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
@@ -44,7 +51,7 @@ use crate::events::EventPublisher;
 use crate::leader::Fence;
 use crate::metrics::{Metrics, ResourceKind};
 use crate::resources::labels::{MANAGED_BY, MANAGED_BY_VALUE};
-use crate::store::{Guarded, GuardedSnapshot, K8sStore};
+use crate::store::{Guarded, GuardedSessionJob, GuardedSnapshot, K8sStore};
 use per_object::PerObject;
 
 /// Settings of the controller itself (the engine's timing is in [`Settings`]).
@@ -94,6 +101,8 @@ pub struct Term {
     deployments: PerObject,
     /// The same for the `FlinkStateSnapshot`s.
     snapshots: PerObject,
+    /// The same for the `FlinkSessionJob`s.
+    session_jobs: PerObject,
 }
 
 impl std::fmt::Debug for Term {
@@ -158,10 +167,11 @@ pub struct Parts {
     pub settings: ControllerSettings,
 }
 
-/// Reconciles `FlinkDeployment`s and `FlinkStateSnapshot`s until `shutdown` resolves, then
-/// lets the passes in flight finish. `synced` is called once every watch has listed its
-/// objects. Both kinds share one store (a deployment's pass sees its snapshot resources from
-/// the snapshot caches), the fence, events, metrics and the shutdown.
+/// Reconciles `FlinkDeployment`s, `FlinkStateSnapshot`s and `FlinkSessionJob`s until
+/// `shutdown` resolves, then lets the passes in flight finish. `synced` is called once every
+/// watch has listed its objects. The kinds share one store (a deployment's pass sees its
+/// snapshot resources from the snapshot caches, a snapshot of a session job its session job
+/// from the session job caches), the fence, events, metrics and the shutdown.
 pub async fn run(
     parts: &Parts,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -186,12 +196,27 @@ pub async fn run(
     let controllers: Vec<Controller<Guarded>> = apis
         .into_iter()
         .map(|api| {
-            let deployments: Api<Deployment> = match api_namespace(&api) {
-                Some(ns) => Api::namespaced(parts.client.clone(), &ns),
-                None => Api::all(parts.client.clone()),
-            };
+            let (deployments, jobs): (Api<Deployment>, Api<GuardedSessionJob>) =
+                match api_namespace(&api) {
+                    Some(ns) => (
+                        Api::namespaced(parts.client.clone(), &ns),
+                        Api::namespaced(parts.client.clone(), &ns),
+                    ),
+                    None => (
+                        Api::all(parts.client.clone()),
+                        Api::all(parts.client.clone()),
+                    ),
+                };
             Controller::new(api, watch.clone())
                 .owns(deployments, children.clone())
+                // a session job wakes its session cluster: the finalizer that holds the
+                // cluster's deletion while jobs name it, and the deletion once none does
+                .watches(jobs, watcher::Config::default(), |j: GuardedSessionJob| {
+                    j.0.as_ref()
+                        .ok()
+                        .and_then(engine::session_job::deployment_key)
+                        .map(|k| ObjectRef::new(&k.name).within(&k.namespace))
+                })
                 .with_config(ControllerConfig::default().concurrency(parts.settings.concurrency))
                 .graceful_shutdown_on(shutdown.clone())
         })
@@ -200,6 +225,11 @@ pub async fn run(
     let snapshot_controllers = snapshots::controllers(parts, &shutdown);
     let snapshot_caches: Vec<Store<GuardedSnapshot>> =
         snapshot_controllers.iter().map(Controller::store).collect();
+    let session_job_controllers = session_jobs::controllers(parts, &shutdown);
+    let session_job_caches: Vec<Store<GuardedSessionJob>> = session_job_controllers
+        .iter()
+        .map(Controller::store)
+        .collect();
     let term = Arc::new(Term {
         store: K8sStore::new(
             parts.client.clone(),
@@ -208,7 +238,8 @@ pub async fn run(
             parts.fence.clone(),
             &parts.settings.field_manager,
         )
-        .with_snapshot_caches(snapshot_caches.clone()),
+        .with_snapshot_caches(snapshot_caches.clone())
+        .with_session_job_caches(session_job_caches.clone()),
         backend: parts.backend.clone(),
         engine: parts.engine.clone(),
         settings: parts.settings.clone(),
@@ -216,10 +247,12 @@ pub async fn run(
         metrics: parts.metrics.clone(),
         deployments: PerObject::default(),
         snapshots: PerObject::default(),
+        session_jobs: PerObject::default(),
     });
     let gauges = metrics_task::run(
         caches.clone(),
         snapshot_caches.clone(),
+        session_job_caches.clone(),
         parts.metrics.clone(),
         shutdown.clone(),
     );
@@ -231,6 +264,9 @@ pub async fn run(
                 let _ = cache.wait_until_ready().await;
             }
             for cache in &snapshot_caches {
+                let _ = cache.wait_until_ready().await;
+            }
+            for cache in &session_job_caches {
                 let _ = cache.wait_until_ready().await;
             }
             synced();
@@ -252,7 +288,20 @@ pub async fn run(
                 }
             })
     }));
-    tokio::join!(ready, gauges, loops, snapshot_loops);
+    let session_job_loops =
+        futures::future::join_all(session_job_controllers.into_iter().map(|c| {
+            c.run(
+                session_jobs::reconcile,
+                session_jobs::error_policy,
+                term.clone(),
+            )
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    log_controller_error(&e);
+                }
+            })
+        }));
+    tokio::join!(ready, gauges, loops, snapshot_loops, session_job_loops);
 }
 
 fn api_namespace(api: &Api<Guarded>) -> Option<String> {
@@ -307,6 +356,22 @@ async fn pass(
             key: key.clone(),
             source,
         })?;
+    if d.metadata.deletion_timestamp.is_some() && d.spec.job.is_none() {
+        // as the Apache operator: a session cluster stays while session jobs name it; their
+        // deletion wakes it (the session job watch below)
+        let jobs = term.store.session_jobs_of(key);
+        if !jobs.is_empty() {
+            let status = d.status.clone().unwrap_or_default();
+            term.store
+                .hold_session_cluster(key, &status, &jobs)
+                .await
+                .map_err(|source| ReconcileError::Store {
+                    key: key.clone(),
+                    source,
+                })?;
+            return Ok(Action::requeue(term.engine.retry_interval));
+        }
+    }
     let result = engine::controller::reconcile(&term.backend, &term.store, &term.engine, key).await;
     match result {
         Ok(PassResult::Gone) => Ok(Action::await_change()),

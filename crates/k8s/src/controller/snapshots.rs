@@ -4,9 +4,9 @@
 //! `engine::snapshot::controller::reconcile_snapshot`, the same observe → decide → act as
 //! `flinkpilot local` — on the [`crate::store::K8sStore`].
 //!
-//! - A snapshot is woken when the `FlinkDeployment` it refers to changes (a second watch of
-//!   the deployments, mapped through the snapshot cache to the snapshots naming it): the
-//!   engine abandons a snapshot whose job stops running.
+//! - A snapshot is woken when the `FlinkDeployment` or `FlinkSessionJob` it refers to changes
+//!   (another watch of each, mapped through the snapshot cache to the snapshots naming it):
+//!   the engine abandons a snapshot whose job stops running.
 //! - An object that does not read as a `FlinkStateSnapshot` is reported once per generation
 //!   (a `ValidationError` event and `status.error`) and waits for a change.
 //! - Failed passes back off per object like the deployments'.
@@ -24,7 +24,7 @@ use kube::{Api, ResourceExt};
 
 use super::{Parts, Term, backoff};
 use crate::metrics::ResourceKind;
-use crate::store::{Guarded, GuardedSnapshot};
+use crate::store::{Guarded, GuardedSessionJob, GuardedSnapshot};
 
 /// A snapshot reconcile that failed; the object is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -57,19 +57,46 @@ pub(super) fn controllers(
     namespaces
         .into_iter()
         .map(|ns| {
-            let (snapshots, deployments): (Api<GuardedSnapshot>, Api<Guarded>) = match ns {
+            let (snapshots, deployments, jobs): (
+                Api<GuardedSnapshot>,
+                Api<Guarded>,
+                Api<GuardedSessionJob>,
+            ) = match ns {
                 Some(ns) => (
+                    Api::namespaced(parts.client.clone(), ns),
                     Api::namespaced(parts.client.clone(), ns),
                     Api::namespaced(parts.client.clone(), ns),
                 ),
                 None => (
                     Api::all(parts.client.clone()),
                     Api::all(parts.client.clone()),
+                    Api::all(parts.client.clone()),
                 ),
             };
             let controller = Controller::new(snapshots, watcher::Config::default());
             let cache = controller.store();
+            let job_cache = cache.clone();
             controller
+                .watches(
+                    jobs,
+                    watcher::Config::default(),
+                    move |j: GuardedSessionJob| {
+                        let job = ResourceKey::new(
+                            j.namespace().unwrap_or_else(|| "default".into()),
+                            j.name_any(),
+                        );
+                        job_cache
+                            .state()
+                            .into_iter()
+                            .filter(|s| {
+                                s.0.as_ref().is_ok_and(|s| {
+                                    engine::snapshot::session_job_key(s).as_ref() == Some(&job)
+                                })
+                            })
+                            .map(|s| ObjectRef::from_obj(s.as_ref()))
+                            .collect::<Vec<_>>()
+                    },
+                )
                 .watches(
                     deployments,
                     watcher::Config::default(),

@@ -158,6 +158,17 @@ impl SnapshotStore for K8sStore {
         self.deployments.peek(&self.writer, key).await
     }
 
+    fn has_session_jobs(&self) -> bool {
+        self.keeps_session_jobs()
+    }
+
+    async fn get_session_job(
+        &self,
+        key: &ResourceKey,
+    ) -> Result<Option<api::FlinkSessionJob>, StoreError> {
+        self.session_jobs.peek(&self.writer, key).await
+    }
+
     async fn write_snapshot_status(
         &self,
         key: &ResourceKey,

@@ -1,7 +1,8 @@
 //! A "kubelet" for the fake API server: when a FlinkDeployment's JobManager Deployment appears,
 //! it starts a real local Flink application cluster from what Kubernetes holds — the
 //! `flink-config-<name>` ConfigMap's `config.yaml` (job id, jar, entry class, arguments,
-//! parallelism, restore path, state directories) — through the local backend, marks the
+//! parallelism, restore path, state directories) — through the local backend (a session
+//! cluster with one TaskManager when the config names no jar), marks the
 //! Deployment ready once the cluster runs, and points the operator's REST client at it (what
 //! the `<name>-rest` Service does in a cluster): directly ([`RestUrls`]) or as the endpoint of
 //! the fake API server's service proxy ([`ServiceProxy`]). When the Deployment goes or is replaced by one
@@ -126,6 +127,15 @@ impl Kubelet {
         }
     }
 
+    /// The REST URL of the running cluster's JobManager, if it runs.
+    pub fn rest_url(&self) -> Option<String> {
+        self.backend
+            .cluster_info(&self.key)
+            .ok()
+            .flatten()
+            .map(|c| c.rest_url)
+    }
+
     /// Local processes of the cluster right now.
     pub fn running(&self) -> bool {
         self.backend
@@ -229,6 +239,19 @@ fn plan(key: &ResourceKey, cm: &ConfigMap, hash: &str, version: FlinkVersion) ->
     let parallelism: u32 = get("parallelism.default")
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
+    let Some(jars) = get("pipeline.jars") else {
+        // a session cluster: it starts empty, jobs are submitted to it
+        return ClusterPlan {
+            mode: ClusterMode::Session,
+            job: None,
+            taskmanager: ProcessPlan {
+                replicas: 1,
+                memory_bytes: None,
+                cpu: None,
+            },
+            ..cluster(key, config, slots, hash, version)
+        };
+    };
     let restore = get("execution.state-recovery.path")
         .or_else(|| get("execution.savepoint.path"))
         .map(|path| RestorePlan {
@@ -236,7 +259,7 @@ fn plan(key: &ResourceKey, cm: &ConfigMap, hash: &str, version: FlinkVersion) ->
             allow_non_restored_state: false,
         });
     let job = JobPlan {
-        jar_uri: split_escaped(&get("pipeline.jars").unwrap(), ';').remove(0),
+        jar_uri: split_escaped(&jars, ';').remove(0),
         entry_class: get("$internal.application.main"),
         args: get("$internal.application.program-args")
             .map(|a| split_escaped(&a, ';'))
@@ -246,20 +269,39 @@ fn plan(key: &ResourceKey, cm: &ConfigMap, hash: &str, version: FlinkVersion) ->
         restore,
     };
     ClusterPlan {
+        job: Some(job),
+        // native mode: the JobManager asks for the TaskManagers its job needs
+        taskmanager: ProcessPlan {
+            replicas: parallelism.div_ceil(slots.max(1)),
+            memory_bytes: None,
+            cpu: None,
+        },
+        ..cluster(key, config, slots, hash, version)
+    }
+}
+
+/// An application cluster of `config` without a job and TaskManagers yet.
+fn cluster(
+    key: &ResourceKey,
+    config: FlinkConfig,
+    slots: u32,
+    hash: &str,
+    version: FlinkVersion,
+) -> ClusterPlan {
+    ClusterPlan {
         key: key.clone(),
         owner_uid: None,
         flink_version: version,
         mode: ClusterMode::Application,
         config,
-        job: Some(job),
+        job: None,
         jobmanager: ProcessPlan {
             replicas: 1,
             memory_bytes: None,
             cpu: None,
         },
-        // native mode: the JobManager asks for the TaskManagers its job needs
         taskmanager: ProcessPlan {
-            replicas: parallelism.div_ceil(slots.max(1)),
+            replicas: 0,
             memory_bytes: None,
             cpu: None,
         },

@@ -397,8 +397,12 @@ pub(super) fn format_type(format: SavepointFormat) -> SavepointFormatType {
     }
 }
 
-/// The local path of a `local://` or `file://` jar URI, after the path map.
+/// The local path of a `local://` or `file://` jar URI, after the path map; an `http(s)://`
+/// URI as it is (the jar is downloaded before it is submitted).
 pub fn jar_path(uri: &str, settings: &Settings) -> Result<String, String> {
+    if crate::session_job::fetch::is_remote(uri) {
+        return Ok(uri.to_string());
+    }
     let mapped = settings.paths.apply(uri);
     let path = mapped
         .strip_prefix("local://")
@@ -406,9 +410,10 @@ pub fn jar_path(uri: &str, settings: &Settings) -> Result<String, String> {
         .or_else(|| mapped.strip_prefix("file:"))
         .filter(|p| p.starts_with('/'));
     path.map(str::to_string).ok_or_else(|| {
+        let uri = crate::session_job::without_credentials(uri);
         format!(
             "spec.job.jarURI: `{uri}` cannot be submitted to a session cluster here; use a \
-             local:// or file:// URI of an absolute path to the jar"
+             local:// or file:// URI of an absolute path to the jar, or an http(s):// URI"
         )
     })
 }

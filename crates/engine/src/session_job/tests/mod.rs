@@ -164,6 +164,21 @@ fn submit_plan(d: &SessionJobDecision) -> &SubmitPlan {
 }
 
 #[test]
+fn credentials_in_a_jar_uri_never_reach_a_message() {
+    assert_eq!(
+        without_credentials("https://user:secret@example.com/a@b.jar"),
+        "https://***@example.com/a@b.jar"
+    );
+    assert_eq!(
+        without_credentials("local:///opt/flink/usrlib/x.jar"),
+        "local:///opt/flink/usrlib/x.jar"
+    );
+    let err = decide::jar_path("ftp://user:secret@example.com/x.jar", &settings())
+        .expect_err("an ftp jar is refused");
+    assert!(!err.contains("secret"), "{err}");
+}
+
+#[test]
 fn job_ids_are_derived_from_uid_and_generation() {
     let a = job_id_for("uid-1", 1);
     assert_eq!(a.len(), 32);
@@ -214,7 +229,7 @@ fn a_session_cluster_that_is_not_ready_is_waited_for() {
 }
 
 #[test]
-fn an_application_deployment_or_a_remote_jar_is_an_invalid_spec() {
+fn an_application_deployment_or_a_jar_that_cannot_be_fetched_is_an_invalid_spec() {
     let app = FlinkDeployment::test("session").application();
     let d = decide(
         &job(UpgradeMode::Stateless),
@@ -234,7 +249,7 @@ fn an_application_deployment_or_a_remote_jar_is_an_invalid_spec() {
 
     let mut remote = job(UpgradeMode::Stateless);
     if let Some(j) = remote.spec.job.as_mut() {
-        j.jar_uri = Some("https://example.com/a.jar".into());
+        j.jar_uri = Some("s3://bucket/a.jar".into());
     }
     let d = decide(
         &remote,
@@ -259,8 +274,22 @@ fn the_job_id_and_target_are_recorded_before_the_jar_is_submitted() {
     let d = decide(&j, Some(&session(true)), &obs(JobObservation::NotFound));
     let plan = submit_plan(&d);
     assert_eq!(plan.job_id, job_id_for("uid-1", 1));
-    assert_eq!(job_id(&after(j, &d)), plan.job_id, "recorded first");
+    assert_eq!(job_id(&after(j.clone(), &d)), plan.job_id, "recorded first");
     assert_eq!(plan.jar_path, "/state/usrlib/counter.jar");
+    let mut remote = j.clone();
+    if let Some(s) = remote.spec.job.as_mut() {
+        s.jar_uri = Some("https://example.com/jobs/counter.jar".into());
+    }
+    let d = decide(
+        &remote,
+        Some(&session(true)),
+        &obs(JobObservation::NotFound),
+    );
+    assert_eq!(
+        submit_plan(&d).jar_path,
+        "https://example.com/jobs/counter.jar",
+        "an http(s) jar is downloaded by act"
+    );
     assert_eq!(plan.restore_path.as_deref(), Some(SAVEPOINT));
     assert_eq!(plan.args, ["--rate", "10"]);
     assert_eq!(recon_state(&d), Some(ReconciliationState::Upgrading));
