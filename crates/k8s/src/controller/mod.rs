@@ -25,6 +25,7 @@
 
 mod metrics_task;
 mod per_object;
+mod scope;
 mod session_jobs;
 mod snapshots;
 
@@ -41,10 +42,10 @@ use engine::{ResourceKey, Settings, StoreError};
 use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
 
 use crate::backend::K8sBackend;
 use crate::events::EventPublisher;
@@ -178,45 +179,32 @@ pub async fn run(
     synced: impl FnOnce() + Send + 'static,
 ) {
     let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
-    let apis: Vec<Api<Guarded>> = if parts.settings.namespaces.is_empty() {
-        vec![Api::all(parts.client.clone())]
-    } else {
-        parts
-            .settings
-            .namespaces
-            .iter()
-            .map(|ns| Api::namespaced(parts.client.clone(), ns))
-            .collect()
-    };
     let mut watch = watcher::Config::default();
     if let Some(selector) = &parts.settings.label_selector {
         watch = watch.labels(selector);
     }
     let children = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"));
-    let controllers: Vec<Controller<Guarded>> = apis
+    let controllers: Vec<Controller<Guarded>> = scope::namespaces(&parts.settings)
         .into_iter()
-        .map(|api| {
-            let (deployments, jobs): (Api<Deployment>, Api<GuardedSessionJob>) =
-                match api_namespace(&api) {
-                    Some(ns) => (
-                        Api::namespaced(parts.client.clone(), &ns),
-                        Api::namespaced(parts.client.clone(), &ns),
-                    ),
-                    None => (
-                        Api::all(parts.client.clone()),
-                        Api::all(parts.client.clone()),
-                    ),
-                };
-            Controller::new(api, watch.clone())
-                .owns(deployments, children.clone())
+        .map(|ns| {
+            let ns = ns.as_deref();
+            Controller::new(scope::api::<Guarded>(&parts.client, ns), watch.clone())
+                .owns(
+                    scope::api::<Deployment>(&parts.client, ns),
+                    children.clone(),
+                )
                 // a session job wakes its session cluster: the finalizer that holds the
                 // cluster's deletion while jobs name it, and the deletion once none does
-                .watches(jobs, watcher::Config::default(), |j: GuardedSessionJob| {
-                    j.0.as_ref()
-                        .ok()
-                        .and_then(engine::session_job::deployment_key)
-                        .map(|k| ObjectRef::new(&k.name).within(&k.namespace))
-                })
+                .watches(
+                    scope::api::<GuardedSessionJob>(&parts.client, ns),
+                    watcher::Config::default(),
+                    |j: GuardedSessionJob| {
+                        j.0.as_ref()
+                            .ok()
+                            .and_then(engine::session_job::deployment_key)
+                            .map(|k| ObjectRef::new(&k.name).within(&k.namespace))
+                    },
+                )
                 .with_config(ControllerConfig::default().concurrency(parts.settings.concurrency))
                 .graceful_shutdown_on(shutdown.clone())
         })
@@ -304,28 +292,15 @@ pub async fn run(
     tokio::join!(ready, gauges, loops, snapshot_loops, session_job_loops);
 }
 
-fn api_namespace(api: &Api<Guarded>) -> Option<String> {
-    let url = api.resource_url();
-    let rest = url.split("/namespaces/").nth(1)?;
-    rest.split('/').next().map(str::to_string)
-}
-
 fn log_controller_error<E: std::error::Error>(e: &E) {
     // kube-runtime's errors: the reconcile's own (already logged in the error policy), object
     // not found in the cache (deleted meanwhile), and watch failures (retried with backoff)
     tracing::debug!(error = %e, "controller");
 }
 
-fn key_of(obj: &Guarded) -> ResourceKey {
-    ResourceKey::new(
-        obj.namespace().unwrap_or_else(|| "default".into()),
-        obj.name_any(),
-    )
-}
-
 /// One pass over one object.
 async fn reconcile(obj: Arc<Guarded>, term: Arc<Term>) -> Result<Action, ReconcileError> {
-    let key = key_of(&obj);
+    let key = scope::key_of(obj.as_ref());
     let guard = term
         .metrics
         .reconcile_started(ResourceKind::FlinkDeployment);
@@ -418,7 +393,7 @@ async fn report_unreadable(
 
 /// Backs off per object: `backoff_start · 2^(failures-1)`, capped at `backoff_max`.
 fn error_policy(obj: Arc<Guarded>, error: &ReconcileError, term: Arc<Term>) -> Action {
-    let key = key_of(&obj);
+    let key = scope::key_of(obj.as_ref());
     let failures = term.deployments.failed(&key);
     let wait = backoff(&term.settings, failures);
     tracing::warn!(resource = %key, error = %error, retry_in = ?wait, "reconcile failed");

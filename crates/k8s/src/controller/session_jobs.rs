@@ -22,11 +22,9 @@ use engine::session_job::controller::{SessionJobPassError, reconcile_session_job
 use engine::session_job::deployment_key;
 use futures::future::{BoxFuture, Shared};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 
-use super::{Parts, Term, backoff};
+use super::{Parts, Term, backoff, scope};
 use crate::metrics::ResourceKind;
 use crate::store::{Guarded, GuardedSessionJob};
 
@@ -58,49 +56,22 @@ pub(super) fn controllers(
     parts: &Parts,
     shutdown: &Shared<BoxFuture<'static, ()>>,
 ) -> Vec<Controller<GuardedSessionJob>> {
-    let namespaces: Vec<Option<&str>> = if parts.settings.namespaces.is_empty() {
-        vec![None]
-    } else {
-        parts
-            .settings
-            .namespaces
-            .iter()
-            .map(|ns| Some(ns.as_str()))
-            .collect()
-    };
-    namespaces
+    scope::namespaces(&parts.settings)
         .into_iter()
         .map(|ns| {
-            let (jobs, deployments): (Api<GuardedSessionJob>, Api<Guarded>) = match ns {
-                Some(ns) => (
-                    Api::namespaced(parts.client.clone(), ns),
-                    Api::namespaced(parts.client.clone(), ns),
-                ),
-                None => (
-                    Api::all(parts.client.clone()),
-                    Api::all(parts.client.clone()),
-                ),
-            };
-            let controller = Controller::new(jobs, watcher::Config::default());
+            let ns = ns.as_deref();
+            let controller = Controller::new(
+                scope::api::<GuardedSessionJob>(&parts.client, ns),
+                watcher::Config::default(),
+            );
             let cache = controller.store();
             controller
                 .watches(
-                    deployments,
+                    scope::api::<Guarded>(&parts.client, ns),
                     watcher::Config::default(),
                     move |d: Guarded| {
-                        let cluster = ResourceKey::new(
-                            d.namespace().unwrap_or_else(|| "default".into()),
-                            d.name_any(),
-                        );
-                        cache
-                            .state()
-                            .into_iter()
-                            .filter(|j| {
-                                j.0.as_ref()
-                                    .is_ok_and(|j| deployment_key(j).as_ref() == Some(&cluster))
-                            })
-                            .map(|j| ObjectRef::from_obj(j.as_ref()))
-                            .collect::<Vec<_>>()
+                        let cluster = scope::key_of(&d);
+                        scope::referring(&cache, |j| deployment_key(j).as_ref() == Some(&cluster))
                     },
                 )
                 .with_config(ControllerConfig::default().concurrency(parts.settings.concurrency))
@@ -109,19 +80,12 @@ pub(super) fn controllers(
         .collect()
 }
 
-fn key_of(obj: &GuardedSessionJob) -> ResourceKey {
-    ResourceKey::new(
-        obj.namespace().unwrap_or_else(|| "default".into()),
-        obj.name_any(),
-    )
-}
-
 /// One pass over one session job.
 pub(super) async fn reconcile(
     obj: Arc<GuardedSessionJob>,
     term: Arc<Term>,
 ) -> Result<Action, SessionJobReconcileError> {
-    let key = key_of(&obj);
+    let key = scope::key_of(obj.as_ref());
     let guard = term
         .metrics
         .reconcile_started(ResourceKind::FlinkSessionJob);
@@ -177,7 +141,7 @@ pub(super) fn error_policy(
     error: &SessionJobReconcileError,
     term: Arc<Term>,
 ) -> Action {
-    let key = key_of(&obj);
+    let key = scope::key_of(obj.as_ref());
     let failures = term.session_jobs.failed(&key);
     let wait = backoff(&term.settings, failures);
     tracing::warn!(session_job = %key, error = %error, retry_in = ?wait, "reconcile failed");

@@ -18,11 +18,9 @@ use engine::controller::PassResult;
 use engine::{ResourceKey, StoreError};
 use futures::future::{BoxFuture, Shared};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 
-use super::{Parts, Term, backoff};
+use super::{Parts, Term, backoff, scope};
 use crate::metrics::ResourceKind;
 use crate::store::{Guarded, GuardedSessionJob, GuardedSnapshot};
 
@@ -44,76 +42,33 @@ pub(super) fn controllers(
     parts: &Parts,
     shutdown: &Shared<BoxFuture<'static, ()>>,
 ) -> Vec<Controller<GuardedSnapshot>> {
-    let namespaces: Vec<Option<&str>> = if parts.settings.namespaces.is_empty() {
-        vec![None]
-    } else {
-        parts
-            .settings
-            .namespaces
-            .iter()
-            .map(|ns| Some(ns.as_str()))
-            .collect()
-    };
-    namespaces
+    scope::namespaces(&parts.settings)
         .into_iter()
         .map(|ns| {
-            let (snapshots, deployments, jobs): (
-                Api<GuardedSnapshot>,
-                Api<Guarded>,
-                Api<GuardedSessionJob>,
-            ) = match ns {
-                Some(ns) => (
-                    Api::namespaced(parts.client.clone(), ns),
-                    Api::namespaced(parts.client.clone(), ns),
-                    Api::namespaced(parts.client.clone(), ns),
-                ),
-                None => (
-                    Api::all(parts.client.clone()),
-                    Api::all(parts.client.clone()),
-                    Api::all(parts.client.clone()),
-                ),
-            };
-            let controller = Controller::new(snapshots, watcher::Config::default());
+            let ns = ns.as_deref();
+            let controller = Controller::new(
+                scope::api::<GuardedSnapshot>(&parts.client, ns),
+                watcher::Config::default(),
+            );
             let cache = controller.store();
             let job_cache = cache.clone();
             controller
                 .watches(
-                    jobs,
+                    scope::api::<GuardedSessionJob>(&parts.client, ns),
                     watcher::Config::default(),
                     move |j: GuardedSessionJob| {
-                        let job = ResourceKey::new(
-                            j.namespace().unwrap_or_else(|| "default".into()),
-                            j.name_any(),
-                        );
-                        job_cache
-                            .state()
-                            .into_iter()
-                            .filter(|s| {
-                                s.0.as_ref().is_ok_and(|s| {
-                                    engine::snapshot::session_job_key(s).as_ref() == Some(&job)
-                                })
-                            })
-                            .map(|s| ObjectRef::from_obj(s.as_ref()))
-                            .collect::<Vec<_>>()
+                        let job = scope::key_of(&j);
+                        scope::referring(&job_cache, |s| {
+                            engine::snapshot::session_job_key(s).as_ref() == Some(&job)
+                        })
                     },
                 )
                 .watches(
-                    deployments,
+                    scope::api::<Guarded>(&parts.client, ns),
                     watcher::Config::default(),
                     move |d: Guarded| {
-                        let target = ResourceKey::new(
-                            d.namespace().unwrap_or_else(|| "default".into()),
-                            d.name_any(),
-                        );
-                        cache
-                            .state()
-                            .into_iter()
-                            .filter(|s| {
-                                s.0.as_ref()
-                                    .is_ok_and(|s| engine::snapshot::refers_to(s, &target))
-                            })
-                            .map(|s| ObjectRef::from_obj(s.as_ref()))
-                            .collect::<Vec<_>>()
+                        let target = scope::key_of(&d);
+                        scope::referring(&cache, |s| engine::snapshot::refers_to(s, &target))
                     },
                 )
                 .with_config(ControllerConfig::default().concurrency(parts.settings.concurrency))
@@ -122,19 +77,12 @@ pub(super) fn controllers(
         .collect()
 }
 
-fn key_of(obj: &GuardedSnapshot) -> ResourceKey {
-    ResourceKey::new(
-        obj.namespace().unwrap_or_else(|| "default".into()),
-        obj.name_any(),
-    )
-}
-
 /// One pass over one snapshot.
 pub(super) async fn reconcile(
     obj: Arc<GuardedSnapshot>,
     term: Arc<Term>,
 ) -> Result<Action, SnapshotReconcileError> {
-    let key = key_of(&obj);
+    let key = scope::key_of(obj.as_ref());
     let guard = term
         .metrics
         .reconcile_started(ResourceKind::FlinkStateSnapshot);
@@ -193,7 +141,7 @@ pub(super) fn error_policy(
     error: &SnapshotReconcileError,
     term: Arc<Term>,
 ) -> Action {
-    let key = key_of(&obj);
+    let key = scope::key_of(obj.as_ref());
     let failures = term.snapshots.failed(&key);
     let wait = backoff(&term.settings, failures);
     tracing::warn!(snapshot = %key, error = %error, retry_in = ?wait, "reconcile failed");
