@@ -570,10 +570,11 @@ fn a_failed_session_job_is_resubmitted_from_its_newest_checkpoint_with_restart_f
     let second = job_status(&j).0.expect("a job id");
     env.wait_event::<FlinkSessionJob>(
         "failing",
-        "a RestartFailedJob event naming the failed job, the new job and the checkpoint",
+        "a RestartFailedJob event naming the failed job, its cause, the new job and the checkpoint",
         |r, m| {
             r == "RestartFailedJob"
                 && m.contains(&format!("job {first} failed ("))
+                && !m.contains("(no cause reported)")
                 && m.contains(&second)
                 && m.contains(&restored)
         },
