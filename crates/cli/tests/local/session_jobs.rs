@@ -10,6 +10,8 @@ use testkit::wait_until;
 
 use crate::support::*;
 
+mod recovery;
+
 const KEYS: u64 = 4;
 const SESSION: &str = "session";
 
@@ -433,75 +435,4 @@ fn a_controller_killed_right_after_submitting_finds_the_job_by_its_recorded_id()
     env.cli(&["delete", "sessionjob", "crash", "--wait", "--timeout", "60"]);
     env.cli(&["delete", SESSION, "--wait", "--timeout", "60"]);
     assert!(env.flink_processes().is_empty());
-}
-
-#[test]
-fn a_session_job_lost_with_its_killed_jobmanager_is_resubmitted_from_its_newest_checkpoint() {
-    let mut env = Env::new();
-    env.start_controller(&[]);
-    env.apply(SESSION, &session_manifest());
-    env.apply(
-        "lost",
-        &job_manifest(&env, "lost", "last-state", 20, "counter.jar"),
-    );
-    let j = wait_running(&env, "lost", None);
-    let first = job_status(&j).0.expect("a job id");
-    let checkpoints = env
-        .root()
-        .join("flink-data")
-        .join(SESSION)
-        .join("checkpoints")
-        .join(&first);
-    let out = env.output("lost");
-    wait_until(START, "a few counts and a completed checkpoint", || {
-        out.max_counts().len() as u64 == KEYS
-            && out.max_counts().values().all(|c| *c >= 10)
-            && std::fs::read_dir(&checkpoints).is_ok_and(|mut entries| {
-                entries.any(|e| e.is_ok_and(|e| e.path().join("_metadata").is_file()))
-            })
-    });
-
-    // a real fault: the session cluster's JobManager dies, and with it (no HA) every job it ran
-    let jm = env
-        .flink_processes()
-        .into_iter()
-        .find(|(_, jm, n)| *jm && n == SESSION)
-        .expect("the session cluster's JobManager runs");
-    let killed_at = testkit::now_millis();
-    crate::recovery::kill9(jm.0);
-
-    // the session cluster comes back, and the job is resubmitted from its newest checkpoint
-    let j = wait_running(&env, "lost", Some(&first));
-    let restored = j
-        .status
-        .as_ref()
-        .and_then(|s| s.job_status.as_ref())
-        .and_then(|s| s.upgrade_savepoint_path.clone())
-        .expect("the restored checkpoint is recorded");
-    assert!(
-        restored.contains(&format!("/{first}/chk-")),
-        "restored from the lost job's newest checkpoint: {restored}"
-    );
-    let start = start_of(&j);
-    env.wait_counting("lost", start, KEYS);
-    crate::recovery::assert_restored(
-        &out,
-        "session JobManager killed",
-        killed_at,
-        start,
-        crate::recovery::written_at(&restored),
-    );
-    let second = job_status(&j).0.expect("a job id");
-    env.wait_event::<FlinkSessionJob>(
-        "lost",
-        "a RecoverDeployment event naming the lost job, the new one and the checkpoint",
-        |r, m| {
-            r == "RecoverDeployment"
-                && m.contains(&first)
-                && m.contains(&second)
-                && m.contains(&restored)
-        },
-    );
-    assert_eq!(env.jobmanagers(SESSION), 1, "one session JobManager");
-    assert_eq!(flink_job_count(&env), 1, "resubmitted once");
 }

@@ -318,7 +318,7 @@ pub(super) fn first_step(cx: &mut Cx<'_>, deployed: &FlinkDeploymentSpec) {
 /// TaskManagers that died are started again where the platform does not do it
 /// ([`crate::Settings::restart_lost_taskmanagers`]); Flink then restarts the job on them from
 /// its latest checkpoint.
-fn restore_taskmanagers(cx: &mut Cx<'_>, deployed: &FlinkDeploymentSpec) {
+pub(super) fn restore_taskmanagers(cx: &mut Cx<'_>, deployed: &FlinkDeploymentSpec) {
     if !cx.settings.restart_lost_taskmanagers {
         return;
     }

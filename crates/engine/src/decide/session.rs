@@ -8,6 +8,8 @@
 //!   cluster is deleted, then the new one is deployed. Jobs running on it end with it (their
 //!   `FlinkSessionJob`s resubmit them); a session cluster keeps no state of its own;
 //! - in standalone mode a change of `taskManager.replicas` only scales the TaskManagers;
+//! - TaskManagers that died are started again where the platform does not do it
+//!   (`Settings::restart_lost_taskmanagers`, local), as for applications;
 //! - there is no `suspended` state (it belongs to `spec.job`).
 //!
 //! Deletion (the same step as for applications, in `delete`) removes the cluster. The Apache
@@ -127,6 +129,9 @@ fn running(cx: &mut Cx<'_>, target: &ReconciledSpec<FlinkDeploymentSpec>) {
             cx.set_target(&desired, is_first_deployment(target));
         }
         if !recover(cx, target) {
+            // TaskManagers that died are started again where nothing else does (local), so
+            // the session's jobs have slots to be restarted or resubmitted on.
+            recovery::restore_taskmanagers(cx, &target.spec);
             steady(cx);
         }
         return;

@@ -289,3 +289,47 @@ fn a_session_cluster_whose_jobmanager_died_stays_down_without_jm_recovery() {
         lost.events
     );
 }
+
+#[test]
+fn a_taskmanager_of_a_session_cluster_that_died_is_started_again_where_nothing_else_does() {
+    let (d, hash) = ready_session(session());
+    let mut obs = cluster(&hash, true);
+    obs.cluster = ClusterObservation::Running {
+        plan_hash: Some(hash.clone()),
+        taskmanagers: 0,
+    };
+    let local = Settings {
+        restart_lost_taskmanagers: true,
+        ..settings()
+    };
+    let decision = decide(DecideInput {
+        resource: &d,
+        observation: &obs,
+        settings: &local,
+        now_ms: NOW,
+        fresh: &fresh(),
+    });
+    assert!(
+        matches!(
+            decision.actions.as_slice(),
+            [Action::Scale {
+                taskmanagers: 1,
+                ..
+            }]
+        ),
+        "{:?}",
+        decision.actions
+    );
+    assert!(
+        decision
+            .events
+            .iter()
+            .any(|e| e.reason == EventReason::RecoverDeployment
+                && e.message.contains("0 of 1 TaskManagers run")),
+        "{:?}",
+        decision.events
+    );
+    // Kubernetes restarts pods itself
+    let decision = run(&d, &obs);
+    assert!(decision.actions.is_empty(), "{:?}", decision.actions);
+}

@@ -33,12 +33,29 @@ pub(super) fn failed(cx: &mut Cx<'_>, recover: bool) {
         if !cx.cluster_ready() {
             return;
         }
+        if cause_pending(cx) {
+            cx.soon();
+            return;
+        }
         let id = cx.job_id().unwrap_or_default();
         let why = format!("job {id} failed ({cause}) and {RESTART_FAILED} is true");
         resubmit(cx, EventReason::RestartFailedJob, JOB_FAILED, &why);
         return;
     }
     cx.set_error(EventReason::Error, format!("{JOB_FAILED}{cause}"));
+}
+
+/// How long after a job FAILED its cause is waited for before it is resubmitted without one.
+const CAUSE_GRACE_MS: i64 = 10_000;
+
+/// Flink reports a job FAILED before its failure is in the exception history (it is archived
+/// once the failure's labels are known), so a cause missing right after the failure is
+/// waited for, briefly (`CAUSE_GRACE_MS`); the job is resubmitted without one after that.
+fn cause_pending(cx: &Cx<'_>) -> bool {
+    cx.obs.failure_cause.is_none()
+        && cx
+            .observed_job()
+            .is_some_and(|j| cx.input.now_ms.saturating_sub(j.update_time_ms) < CAUSE_GRACE_MS)
 }
 
 /// The recorded job is not in the running session cluster: resubmitted once the cluster is

@@ -320,3 +320,25 @@ fn a_job_seen_ending_for_good_is_not_resubmitted_when_flink_forgets_it() {
         );
     }
 }
+
+#[test]
+fn a_failed_job_waits_briefly_for_its_cause_then_is_resubmitted_without_one() {
+    let j = running(job(UpgradeMode::LastState).with_config(RESTART_FAILED, "true"));
+    let old = job_id(&j);
+    let mut o = failed_obs(&old, Some(chk(&old, 7, 900)));
+    // Flink reports FAILED before the failure is in its exception history
+    o.failure_cause = None;
+    let d = decide(&j, Some(&session(true)), &o);
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_eq!(d.requeue_after, settings().transition_interval);
+    assert_eq!(job_id(&after(j.clone(), &d)), old, "nothing recorded");
+
+    // long after the failure, still no cause: resubmitted all the same, saying so
+    if let JobObservation::Found(info) = &mut o.job {
+        info.update_time_ms = 1_000 - 10_000;
+    }
+    let d = decide(&j, Some(&session(true)), &o);
+    assert_eq!(submit_plan(&d).restore_path, Some(chk(&old, 7, 900).path));
+    let message = event(&d, EventReason::RestartFailedJob);
+    assert!(message.contains("(no cause reported)"), "{message}");
+}
