@@ -131,7 +131,21 @@ impl Env {
         if let Some(mut child) = self.controller.take() {
             let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
             let _ = kill(pid, Signal::SIGTERM);
-            let _ = child.wait();
+            // Bounded, so a controller that ignores SIGTERM fails the test instead of hanging
+            // the suite.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while matches!(child.try_wait(), Ok(None)) {
+                if std::time::Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    assert!(
+                        std::thread::panicking(),
+                        "the controller did not stop within 60 s of SIGTERM"
+                    );
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 

@@ -101,6 +101,8 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Listening from here on: a signal that arrives while the view is drawn is kept.
+        let mut shutdown = ShutdownSignals::listen()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let shared_backend = Arc::new(backend.clone());
         let controller = tokio::spawn(controller::run(
@@ -136,7 +138,7 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
         let mut tick = tokio::time::interval(Duration::from_millis(if fancy { 500 } else { 1000 }));
         loop {
             tokio::select! {
-                _ = shutdown_signal() => break,
+                () = shutdown.recv() => break,
                 _ = tick.tick() => {
                     let messages = std::mem::take(&mut *progress.lock().unwrap_or_else(|p| p.into_inner()));
                     view.show(local, &backend, &messages);
@@ -146,7 +148,8 @@ pub fn run(local: &Local, args: Args) -> anyhow::Result<ExitCode> {
         let _ = stop_tx.send(true);
         let _ = tokio::join!(controller, session_jobs, snapshots);
         view.finish();
-    });
+        anyhow::Ok(())
+    })?;
     print_goodbye(local);
     Ok(ExitCode::SUCCESS)
 }
@@ -159,18 +162,30 @@ async fn wait_stop(mut rx: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Ctrl-C and SIGTERM, listened to for as long as this lives. Made once, before the loop
+/// that waits for them: a listener made anew for each wait would miss a signal arriving
+/// between two waits (tokio's listeners only see signals that come after them), and `up`
+/// would then ignore it for good, as signal handling stays installed.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn listen() -> anyhow::Result<ShutdownSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    /// The next Ctrl-C or SIGTERM (cancel-safe: one that came meanwhile is returned at once).
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 
