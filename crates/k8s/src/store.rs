@@ -190,10 +190,8 @@ impl K8sStore {
                 key,
                 reference,
                 error,
-                |why| {
-                    format!("Invalid spec, nothing was changed: the object cannot be read: {why}")
-                },
-                |message| json!({"error": message, "lifecycleState": "FAILED"}),
+                unreadable_message,
+                unreadable_status,
             )
             .await
     }
@@ -266,6 +264,17 @@ impl ResourceStore for K8sStore {
     ) -> Result<Vec<api::FlinkStateSnapshot>, StoreError> {
         Ok(self.snapshots_referring_to(key))
     }
+}
+
+/// What a `FlinkDeployment` or `FlinkSessionJob` that cannot be read is told, `why` naming the
+/// field.
+fn unreadable_message(why: &str) -> String {
+    format!("Invalid spec, nothing was changed: the object cannot be read: {why}")
+}
+
+/// The status of a `FlinkDeployment` or `FlinkSessionJob` that cannot be read.
+fn unreadable_status(message: &str) -> serde_json::Value {
+    json!({"error": message, "lifecycleState": "FAILED"})
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use engine::session_job::{SESSION_JOB_FINALIZER, SessionJobStore};
 use engine::{Event, ResourceKey, StoreError};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::DeserializeGuard;
-use serde_json::json;
 
 use super::K8sStore;
 use super::tracked::TrackedKind;
@@ -112,10 +111,8 @@ impl K8sStore {
                 key,
                 reference,
                 error,
-                |why| {
-                    format!("Invalid spec, nothing was changed: the object cannot be read: {why}")
-                },
-                |message| json!({"error": message, "lifecycleState": "FAILED"}),
+                super::unreadable_message,
+                super::unreadable_status,
             )
             .await
     }

@@ -15,20 +15,8 @@ fn a_session_job_lost_with_its_killed_jobmanager_is_resubmitted_from_its_newest_
     );
     let j = wait_running(&env, "lost", None);
     let first = job_status(&j).0.expect("a job id");
-    let checkpoints = env
-        .root()
-        .join("flink-data")
-        .join(SESSION)
-        .join("checkpoints")
-        .join(&first);
     let out = env.output("lost");
-    wait_until(START, "a few counts and a completed checkpoint", || {
-        out.max_counts().len() as u64 == KEYS
-            && out.max_counts().values().all(|c| *c >= 10)
-            && std::fs::read_dir(&checkpoints).is_ok_and(|mut entries| {
-                entries.any(|e| e.is_ok_and(|e| e.path().join("_metadata").is_file()))
-            })
-    });
+    wait_counting_with_a_checkpoint(&env, &out, &first);
 
     // a real fault: the session cluster's JobManager dies, and with it (no HA) every job it ran
     let jm = env
@@ -95,20 +83,8 @@ fn a_failed_session_job_is_resubmitted_from_its_newest_checkpoint_with_restart_f
     env.apply("failing", &manifest);
     let j = wait_running(&env, "failing", None);
     let first = job_status(&j).0.expect("a job id");
-    let checkpoints = env
-        .root()
-        .join("flink-data")
-        .join(SESSION)
-        .join("checkpoints")
-        .join(&first);
     let out = env.output("failing");
-    wait_until(START, "a few counts and a completed checkpoint", || {
-        out.max_counts().len() as u64 == KEYS
-            && out.max_counts().values().all(|c| *c >= 10)
-            && std::fs::read_dir(&checkpoints).is_ok_and(|mut entries| {
-                entries.any(|e| e.is_ok_and(|e| e.path().join("_metadata").is_file()))
-            })
-    });
+    wait_counting_with_a_checkpoint(&env, &out, &first);
 
     // a real fault: the session cluster's TaskManager dies, and Flink fails the job
     let tm = env
@@ -168,4 +144,22 @@ fn a_failed_session_job_is_resubmitted_from_its_newest_checkpoint_with_restart_f
         2,
         "resubmitted once (the failed job stays listed)"
     );
+}
+
+/// Waits until every key of `out` counted to 10 and job `job` of the session cluster has a
+/// completed checkpoint on storage.
+fn wait_counting_with_a_checkpoint(env: &Env, out: &testkit::CounterOutput, job: &str) {
+    let checkpoints = env
+        .root()
+        .join("flink-data")
+        .join(SESSION)
+        .join("checkpoints")
+        .join(job);
+    wait_until(START, "a few counts and a completed checkpoint", || {
+        out.max_counts().len() as u64 == KEYS
+            && out.max_counts().values().all(|c| *c >= 10)
+            && std::fs::read_dir(&checkpoints).is_ok_and(|mut entries| {
+                entries.any(|e| e.is_ok_and(|e| e.path().join("_metadata").is_file()))
+            })
+    });
 }
