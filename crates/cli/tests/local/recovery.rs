@@ -96,6 +96,22 @@ fn wait_counts(env: &Env, name: &str, per_key: u64) {
     });
 }
 
+/// Waits until job `job` of cluster `cluster` has a completed checkpoint on storage, so a
+/// fault injected next has state to recover from.
+pub(crate) fn wait_checkpoint(env: &Env, cluster: &str, job: &str) {
+    let checkpoints = env
+        .root()
+        .join("flink-data")
+        .join(cluster)
+        .join("checkpoints")
+        .join(job);
+    wait_until(START, &format!("a completed checkpoint of {job}"), || {
+        std::fs::read_dir(&checkpoints).is_ok_and(|mut entries| {
+            entries.any(|e| e.is_ok_and(|e| e.path().join("_metadata").is_file()))
+        })
+    });
+}
+
 /// State was restored, not reset: per key, the first count after `resumed_at` continues
 /// from a snapshot written at `snapshot_at` (epoch ms) or later, and never from before it.
 pub(crate) fn assert_restored(
@@ -217,6 +233,7 @@ fn a_killed_jobmanager_is_recovered_from_the_latest_checkpoint() {
     let d = env.wait_stable("jm");
     let old_job = job_id(&d).expect("job id");
     wait_counts(&env, "jm", 20);
+    wait_checkpoint(&env, "jm", &old_job);
     let jm = env
         .flink_processes()
         .into_iter()
@@ -274,6 +291,7 @@ fn a_failed_job_stays_failed_with_its_cause_until_restart_failed_redeploys_it_fr
     let d = env.wait_stable("fail");
     let failed_job = job_id(&d).expect("job id");
     wait_counts(&env, "fail", 20);
+    wait_checkpoint(&env, "fail", &failed_job);
     let tm = env
         .flink_processes()
         .into_iter()

@@ -149,17 +149,8 @@ fn a_failed_session_job_is_resubmitted_from_its_newest_checkpoint_with_restart_f
 /// Waits until every key of `out` counted to 10 and job `job` of the session cluster has a
 /// completed checkpoint on storage.
 fn wait_counting_with_a_checkpoint(env: &Env, out: &testkit::CounterOutput, job: &str) {
-    let checkpoints = env
-        .root()
-        .join("flink-data")
-        .join(SESSION)
-        .join("checkpoints")
-        .join(job);
-    wait_until(START, "a few counts and a completed checkpoint", || {
-        out.max_counts().len() as u64 == KEYS
-            && out.max_counts().values().all(|c| *c >= 10)
-            && std::fs::read_dir(&checkpoints).is_ok_and(|mut entries| {
-                entries.any(|e| e.is_ok_and(|e| e.path().join("_metadata").is_file()))
-            })
+    wait_until(START, "a few counts", || {
+        out.max_counts().len() as u64 == KEYS && out.max_counts().values().all(|c| *c >= 10)
     });
+    crate::recovery::wait_checkpoint(env, SESSION, job);
 }
